@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
 class ConfigError(ValueError):
@@ -124,6 +124,16 @@ class RewardsConfig(_Section):
     timeout: float = Field(2.0, gt=0.0)
     """Hard per-answer verifier timeout in seconds; a stuck worker is killed."""
     workers: int = Field(2, ge=1)
+
+    @field_validator("weights")
+    @classmethod
+    def _known_rewards(cls, weights: dict[str, float]) -> dict[str, float]:
+        import rewards
+
+        unknown = sorted(set(weights) - set(rewards.REWARD_FUNCTIONS))
+        if unknown:
+            raise ValueError(f"unknown reward(s) {unknown}; known: {sorted(rewards.REWARD_FUNCTIONS)}")
+        return weights
 
 
 class EvalConfig(_Section):

@@ -13,7 +13,9 @@ Three kinds of names:
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
+import json
 import os
 import shutil
 import tempfile
@@ -26,9 +28,10 @@ EMBEDDED = {
 }
 
 TINY = {
-    # A 2-layer Llama: real architecture and tokenizer, random weights, ~3.5M parameters.
-    "llama": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                  num_key_value_heads=2, max_position_embeddings=1024, tie_word_embeddings=True),
+    # A 2-layer Llama: real architecture and tokenizer, random weights, ~6.5M parameters.
+    # head_dim 64: vLLM's CPU attention kernels support only some head sizes (16 is refused).
+    "llama": dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=2,
+                  num_key_value_heads=1, max_position_embeddings=1024, tie_word_embeddings=True),
 }
 
 
@@ -112,7 +115,9 @@ def _tiny_folder(name: str) -> Path:
     if name not in TINY:
         raise RLMathError(f"model.name_or_path: unknown tiny model {name!r}; known: {sorted(TINY)}")
     tokenizer_dir = _embedded_folder("smollm2-135m-instruct")
-    return _atomic_build(cache_dir() / "models" / f"tiny-{name}", lambda tmp: _build_tiny(TINY[name], tokenizer_dir, tmp))
+    shape = TINY[name]
+    digest = hashlib.sha1(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:8]  # a new shape, a new folder
+    return _atomic_build(cache_dir() / "models" / f"tiny-{name}-{digest}", lambda tmp: _build_tiny(shape, tokenizer_dir, tmp))
 
 
 def _build_tiny(shape: dict, tokenizer_dir: Path, out: Path) -> None:

@@ -74,3 +74,8 @@ def test_cli_exits_2_naming_the_key_without_traceback(bad: str, tmp_path: Path) 
     assert result.returncode == 2
     assert bad.split("=")[0] in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_unknown_reward_name_is_rejected_at_load_time() -> None:
+    with pytest.raises(ConfigError, match="rewards.weights"):
+        load_config(None, ["rewards.weights={correct: 1.0, vibes: 2.0}"])
