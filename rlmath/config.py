@@ -113,6 +113,8 @@ class SFTConfig(_Section):
     warm_start: bool = False
     """In a GRPO run: fine-tune on the training problems' worked solutions first (Phi-4 order)."""
     epochs: float = Field(1.0, gt=0.0)
+    max_steps: int = Field(-1, ge=-1)
+    """Stop after this many optimiser steps (-1: run all epochs)."""
     learning_rate: float = Field(2e-4, gt=0.0)
     batch_size: int = Field(8, ge=1)
     max_length: int = Field(512, ge=16)
@@ -139,6 +141,12 @@ class RewardsConfig(_Section):
 class EvalConfig(_Section):
     max_tokens: int = Field(256, ge=1)
     limit: int | None = None
+    k: list[int] = [1]
+    """pass@k / maj@k sample counts; [1] is greedy only (the training loop's cheap before/after eval)."""
+    temperature: float = Field(0.8, ge=0.0)
+    """Sampling temperature for the pass@k / maj@k samples (greedy accuracy is always T=0)."""
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    bootstrap_resamples: int = Field(2000, ge=100)
 
 
 class TrackingConfig(_Section):
@@ -148,6 +156,8 @@ class TrackingConfig(_Section):
     """``None``: ``MLFLOW_TRACKING_URI`` if set, else a sqlite store under ``output_dir``."""
     log_samples: int = Field(64, ge=0)
     """Completions per step written to samples.jsonl."""
+    registered_model_name: str | None = "rlmath-adapter"
+    """mlflow model registry name the trained adapter is registered under; ``None`` skips registering."""
 
 
 class Config(_Section):

@@ -25,37 +25,36 @@ class Problem:
 
 
 def load_problems(config: Config, split: Literal["train", "eval"]) -> list[Problem]:
-    """Train or held-out eval problems; eval never shares a question with train."""
+    """Train or held-out eval problems; the synth engine's split keeps template instances apart."""
     data = config.data
     if data.source == "dataset":
         return _dataset_split(data, split)
     if split == "train":
-        return _synthetic(data.families, data.train_size, data.train_seed, data.difficulty)
-    held_out = _synthetic(data.families + data.eval_families, data.eval_size * 3, data.eval_seed, data.difficulty)
-    seen = {p.question for p in _synthetic(data.families, data.train_size, data.train_seed, data.difficulty)}
-    return _balanced([p for p in held_out if p.question not in seen], data.families + data.eval_families,
-                     data.eval_size * (1 + len(data.eval_families) / max(len(data.families), 1)))
+        return _synthetic(data.families, data.train_size, data.train_seed, data.difficulty, "train")
+    families = data.families + [f for f in data.eval_families if f not in data.families]
+    per_family = max(1, data.eval_size // max(len(data.families), 1))
+    # Equal counts per family, so a per-family accuracy is never a handful of items.
+    return [p for name in families for p in _synthetic([name], per_family, data.eval_seed, data.difficulty, "test")]
 
 
-def _balanced(problems: list[Problem], families: list[str], total: float) -> list[Problem]:
-    """Keep eval split sizes per family equal, so a per-family accuracy is never a handful of items."""
-    per_family = max(1, int(total) // max(len(families), 1))
-    kept: list[Problem] = []
-    for name in families:
-        kept.extend([p for p in problems if p.family == name][:per_family])
-    return kept
-
-
-def _synthetic(families: list[str], n: int, seed: int, difficulty: int) -> list[Problem]:
+def _synthetic(families: list[str], n: int, seed: int, difficulty: int, split: str) -> list[Problem]:
+    """``n`` problems of one side of the engine's train/test split (it sends about 10% to test)."""
     from rlmath.synth import FAMILIES, generate
 
     unknown = sorted(set(families) - set(FAMILIES))
     if unknown:
         raise RLMathError(f"data.families: unknown {unknown}; known: {sorted(FAMILIES)}")
-    items = generate(n, seed, families=list(families), difficulty=difficulty)
+    kept: list[dict] = []
+    drawn = n
+    while len(kept) < n:
+        drawn = drawn * (12 if split == "test" else 2)
+        kept = [item for item in generate(drawn, seed, families=list(families), difficulty=difficulty)
+                if item["meta"]["split"] == split]
+        if drawn > 200 * n:  # a family with (almost) no instances on this side of the split
+            break
     return [Problem(id=str(item["id"]), question=item["question"], answer=str(item["answer"]),
                     family=item["family"], difficulty=int(item["difficulty"]), solution=item.get("solution", ""))
-            for item in items]
+            for item in kept[:n]]
 
 
 def _dataset_split(data: DataConfig, split: str) -> list[Problem]:

@@ -78,15 +78,17 @@ def run_training(config: Config, console) -> Path:
     return trainer.tracker.run_dir
 
 
-def warm_start(trainer: Trainer, console) -> None:
+def warm_start(trainer: Trainer, console, prefix: str = "eval/after_sft") -> EvalResult:
     """Phi-4 order: SFT on verified worked solutions first, then RL from that adapter."""
     from rlmath.algorithms.sft import train_sft
 
-    console.print(f"SFT warm start on {len(trainer.train)} worked solutions …")
-    metrics = train_sft(trainer.policy, trainer.train, trainer.config, trainer.tracker.log_metrics)
+    with _progress(console) as progress:
+        task = progress.add_task(f"SFT warm start ({len(trainer.train)} worked solutions)", total=None)
+        metrics = train_sft(trainer.policy, trainer.train, trainer.config, trainer.tracker.log_metrics,
+                            on_step=lambda step, total: progress.update(task, completed=step, total=total))
     trainer.tracker.log_metrics(metrics, 0)
     trainer.adapter = sync_adapter(trainer, step=0)
-    evaluate_and_log(trainer, "eval/after_sft", trainer.adapter, 0)
+    return evaluate_and_log(trainer, prefix, trainer.adapter, 0)
 
 
 def one_training_step(trainer: Trainer, step: int) -> dict[str, float]:

@@ -59,37 +59,54 @@ def left_pad(sequences: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor,
     return ids, mask
 
 
-def pack_batch(prompts: Sequence[list[int]], completions: Sequence[list[int]], pad_id: int):
-    """Right-pad prompt+completion rows; return ids (B, L), attention (B, L), completion mask (B, L-1).
+@dataclass
+class PackedBatch:
+    """Prompts left-padded to P, completions right-padded to T, so every row's completion sits at P..P+T-1.
 
-    The completion mask is aligned with next-token log-probs: position t scores token t+1.
+    That alignment lets the model compute logits for the last T+1 positions only
+    (``logits_to_keep``): the (L, V) lm_head product over prompt positions is pure waste.
     """
-    lengths = [len(p) + len(c) for p, c in zip(prompts, completions)]
-    width = max(lengths)
-    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)  # (B, L)
-    attention = torch.zeros((len(prompts), width), dtype=torch.long)  # (B, L)
-    target_mask = torch.zeros((len(prompts), width - 1), dtype=torch.float32)  # (B, L-1)
+
+    ids: torch.Tensor  # (B, P+T)
+    attention: torch.Tensor  # (B, P+T)
+    positions: torch.Tensor  # (B, P+T), 0 at each row's first real token, as the sampler sees it
+    mask: torch.Tensor  # (B, T) 1.0 on real completion tokens
+    width: int  # T
+
+
+def pack_batch(prompts: Sequence[list[int]], completions: Sequence[list[int]], pad_id: int) -> PackedBatch:
+    prompt_width = max(len(p) for p in prompts)
+    width = max(1, max(len(c) for c in completions))
+    ids = torch.full((len(prompts), prompt_width + width), pad_id, dtype=torch.long)  # (B, P+T)
+    attention = torch.zeros_like(ids)
+    mask = torch.zeros((len(prompts), width), dtype=torch.float32)  # (B, T)
     for row, (prompt, completion) in enumerate(zip(prompts, completions)):
-        seq = list(prompt) + list(completion)
-        ids[row, : len(seq)] = torch.tensor(seq)
-        attention[row, : len(seq)] = 1
-        target_mask[row, len(prompt) - 1 : len(seq) - 1] = 1.0
-    return ids, attention, target_mask
+        start = prompt_width - len(prompt)
+        ids[row, start:prompt_width] = torch.tensor(prompt, dtype=torch.long)
+        attention[row, start:prompt_width] = 1
+        if completion:
+            ids[row, prompt_width:prompt_width + len(completion)] = torch.tensor(completion, dtype=torch.long)
+            attention[row, prompt_width:prompt_width + len(completion)] = 1
+            mask[row, : len(completion)] = 1.0
+    positions = (attention.cumsum(dim=1) - 1).clamp(min=0)
+    return PackedBatch(ids, attention, positions, mask, width)
 
 
-def token_logprobs(model, ids: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
-    """log p(token t+1 | tokens ≤ t) for every position: (B, L-1), computed without the full (B, L, V) log-softmax copy."""
-    logits = model(input_ids=ids, attention_mask=attention).logits[:, :-1].float()  # (B, L-1, V)
-    targets = ids[:, 1:]  # (B, L-1)
-    picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, L-1)
+def token_logprobs(model, batch: PackedBatch) -> torch.Tensor:
+    """log p(completion token t | everything before it): (B, T), computing only the last T+1 logits."""
+    out = model(input_ids=batch.ids, attention_mask=batch.attention, position_ids=batch.positions,
+                logits_to_keep=batch.width + 1)
+    logits = out.logits[:, :-1].float()  # (B, T, V): positions P-1 .. P+T-2 predict the completion
+    targets = batch.ids[:, -batch.width:]  # (B, T)
+    picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, T)
     return picked - torch.logsumexp(logits, dim=-1)
 
 
 def sequence_logprobs(model, prompts: Sequence[list[int]], completions: Sequence[list[int]], pad_id: int) -> list[torch.Tensor]:
     """Per-token log-probs of each completion given its prompt: a list of (T_i,) tensors."""
-    ids, attention, mask = pack_batch(prompts, completions, pad_id)
-    logprobs = token_logprobs(model, ids, attention)  # (B, L-1)
-    return [logprobs[row][mask[row].bool()] for row in range(len(prompts))]
+    batch = pack_batch(prompts, completions, pad_id)
+    logprobs = token_logprobs(model, batch)  # (B, T)
+    return [logprobs[row, : len(c)] for row, c in enumerate(completions)]
 
 
 def save_adapter(model, path: Path) -> Path:

@@ -47,10 +47,23 @@ def test_k3_kl_is_zero_at_equality_and_positive_elsewhere() -> None:
     assert float(k3_kl(torch.tensor(-1.0), torch.tensor(-2.0))) > 0
 
 
-def test_pack_batch_masks_exactly_the_completion_tokens() -> None:
-    ids, attention, mask = pack_batch([[1, 2, 3]], [[4, 5]], pad_id=0)
-    assert ids.tolist() == [[1, 2, 3, 4, 5]]
-    assert mask.tolist() == [[0.0, 0.0, 1.0, 1.0]]  # positions predicting tokens 4 and 5
+def test_pack_batch_aligns_completions_after_left_padded_prompts() -> None:
+    packed = pack_batch([[1, 2, 3], [7]], [[4, 5], [8, 9, 10]], pad_id=0)
+    assert packed.ids.tolist() == [[1, 2, 3, 4, 5, 0], [0, 0, 7, 8, 9, 10]]
+    assert packed.mask.tolist() == [[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]]
+    assert packed.positions.tolist() == [[0, 1, 2, 3, 4, 4], [0, 0, 0, 1, 2, 3]]
+
+
+def test_packed_logprobs_match_unpadded_single_sequences(tiny_policy) -> None:
+    """Padding, position ids and logits_to_keep must not change any completion log-prob."""
+    from rlmath.policy import sequence_logprobs
+
+    prompts, completions = [[5, 6, 7, 8], [9]], [[11, 12], [13, 14, 15]]
+    with torch.no_grad():
+        batched = sequence_logprobs(tiny_policy.model, prompts, completions, 0)
+        single = [sequence_logprobs(tiny_policy.model, [p], [c], 0)[0] for p, c in zip(prompts, completions)]
+    for a, b in zip(batched, single):
+        assert torch.allclose(a, b, atol=1e-4)
 
 
 @pytest.fixture

@@ -86,7 +86,7 @@ def sequence_weights(lengths: Sequence[int], loss_type: str, max_tokens: int) ->
 
 
 def clipped_surrogate(logp, old_logp, advantages, eps_low: float, eps_high: float):
-    """Per-token PPO objective to *minimise*: -min(r·A, clip(r, 1-ε_low, 1+ε_high)·A). All (B, L)."""
+    """Per-token PPO objective to *minimise*: -min(r·A, clip(r, 1-ε_low, 1+ε_high)·A). All (B, T)."""
     ratio = torch.exp(logp - old_logp)
     unclipped = ratio * advantages
     clipped = torch.clamp(ratio, 1.0 - eps_low, 1.0 + eps_high) * advantages
@@ -99,21 +99,22 @@ def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
     return torch.exp(delta) - delta - 1.0
 
 
-def _aligned(rows: Sequence[list[float]], mask: torch.Tensor) -> torch.Tensor:
-    """Scatter per-completion values into the (B, L-1) next-token layout of ``pack_batch``."""
+def _padded(rows: Sequence[list[float]], mask: torch.Tensor) -> torch.Tensor:
+    """Right-pad per-completion values to the (B, T) layout of ``pack_batch``."""
     out = torch.zeros_like(mask)
     for row, values in enumerate(rows):
-        positions = mask[row].nonzero().squeeze(-1)
-        out[row, positions] = torch.tensor(values[: len(positions)], dtype=out.dtype)
+        count = min(len(values), mask.shape[1])
+        out[row, :count] = torch.tensor(values[:count], dtype=out.dtype)
     return out
 
 
 def micro_batch_loss(model, batch: RolloutBatch, rows: slice, weights: torch.Tensor, config: GRPOConfig, pad_id: int):
     """Loss of one micro-batch (already weighted to sum to the batch loss) and its diagnostics."""
-    ids, attention, mask = pack_batch(batch.prompt_ids[rows], batch.completion_ids[rows], pad_id)  # (b, L), (b, L-1)
-    logp = token_logprobs(model, ids, attention)  # (b, L-1)
+    packed = pack_batch(batch.prompt_ids[rows], batch.completion_ids[rows], pad_id)
+    mask = packed.mask  # (b, T)
+    logp = token_logprobs(model, packed)  # (b, T)
     old_logp = logp.detach()
-    sampler_logp = _aligned(batch.sampler_logprobs[rows], mask)
+    sampler_logp = _padded(batch.sampler_logprobs[rows], mask)
     log_ratio = (old_logp - sampler_logp) * mask  # trainer vs sampler, per token
     is_weight = torch.clamp(torch.exp(log_ratio), max=config.importance_cap) * mask
     advantages = batch.advantages[rows].unsqueeze(1)  # (b, 1)
@@ -123,10 +124,10 @@ def micro_batch_loss(model, batch: RolloutBatch, rows: slice, weights: torch.Ten
     kl = torch.zeros_like(logp)
     if config.beta > 0:
         with torch.no_grad(), model.disable_adapter():
-            ref_logp = token_logprobs(model, ids, attention)
+            ref_logp = token_logprobs(model, packed)
         kl = k3_kl(logp, ref_logp)
         per_token = per_token + config.beta * kl
-    token_weight = weights[rows].unsqueeze(1) * mask  # (b, L-1)
+    token_weight = weights[rows].unsqueeze(1) * mask  # (b, T)
     loss = (per_token * token_weight).sum()
     tokens = mask.sum().clamp(min=1)
     stats = {

@@ -32,9 +32,12 @@ def sft_dataset(problems: list[Problem], config: Config):
     return Dataset.from_list(rows)
 
 
-def train_sft(policy, problems: list[Problem], config: Config, log) -> dict[str, float]:
-    """Fine-tune ``policy.model`` (a PeftModel) in place; ``log(metrics, step)`` receives trl's logs."""
-    from transformers import TrainerCallback
+def train_sft(policy, problems: list[Problem], config: Config, log, on_step=None) -> dict[str, float]:
+    """Fine-tune ``policy.model`` (a PeftModel) in place.
+
+    ``log(metrics, step)`` receives trl's logs; ``on_step(step, total)`` drives a progress bar.
+    """
+    from transformers import PrinterCallback, TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
     class ForwardLogs(TrainerCallback):
@@ -43,15 +46,20 @@ def train_sft(policy, problems: list[Problem], config: Config, log) -> dict[str,
             if numeric:
                 log(numeric, state.global_step)
 
+        def on_step_end(self, args, state, control, **kwargs):
+            if on_step is not None:
+                on_step(state.global_step, state.max_steps)
+
     cfg = config.sft
     with tempfile.TemporaryDirectory(prefix="rlmath-sft-") as scratch:
-        args = SFTConfig(output_dir=scratch, num_train_epochs=cfg.epochs, learning_rate=cfg.learning_rate,
+        args = SFTConfig(output_dir=scratch, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps, learning_rate=cfg.learning_rate,
                          per_device_train_batch_size=cfg.batch_size, max_length=cfg.max_length,
                          completion_only_loss=True, packing=False, report_to="none", save_strategy="no",
                          logging_steps=5, use_cpu=not _cuda(), lr_scheduler_type="constant", warmup_steps=0,
                          seed=config.seed, dataloader_num_workers=0, disable_tqdm=True)
         trainer = SFTTrainer(model=policy.model, args=args, train_dataset=sft_dataset(problems, config),
                              processing_class=policy.tokenizer, callbacks=[ForwardLogs()])
+        trainer.remove_callback(PrinterCallback)  # our progress bar and tracker replace its dict prints
         result = trainer.train()
     policy.model.config.use_cache = False
     return {"sft/train_loss": float(result.training_loss), "sft/steps": float(result.global_step)}
@@ -65,16 +73,12 @@ def _cuda() -> bool:
 
 def run_sft(config: Config, console) -> Path:
     """``algorithm: sft``: a tracked run that evaluates, fine-tunes on worked solutions, evaluates again."""
-    from rlmath.loop import evaluate_and_log, finish_run, setup, sync_adapter
+    from rlmath.loop import evaluate_and_log, finish_run, setup, warm_start
 
     trainer = setup(config)
     try:
         before = evaluate_and_log(trainer, "eval/before", adapter=None, step=0)
-        console.print(f"SFT on {len(trainer.train)} worked solutions …")
-        metrics = train_sft(trainer.policy, trainer.train, config, trainer.tracker.log_metrics)
-        trainer.tracker.log_metrics(metrics, int(metrics["sft/steps"]))
-        trainer.adapter = sync_adapter(trainer, step=int(metrics["sft/steps"]))
-        after = evaluate_and_log(trainer, "eval/after", trainer.adapter, int(metrics["sft/steps"]))
+        after = warm_start(trainer, console, prefix="eval/after")
         finish_run(trainer, before, after, console)
     except BaseException:
         trainer.tracker.finish("FAILED")
