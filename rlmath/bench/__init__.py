@@ -1,0 +1,1 @@
+"""Benchmarks against peers, each measured in one run (``rlmath bench ...``)."""

@@ -1,0 +1,81 @@
+"""rewards vs math-verify on the same public cases: agreement with the expected verdicts and throughput.
+
+Both run over benchmarks/verifier_cases.json in one process run. Ours is ``rewards.verify_batch``
+(the path the trainer uses; the worker pool is warmed first, as in training). The peer is
+math-verify's ``parse`` + ``verify`` per case, in-process, as its README shows.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+CASES_FILE = Path(__file__).resolve().parents[2] / "benchmarks" / "verifier_cases.json"
+
+
+def load_cases(path: Path = CASES_FILE) -> list[dict]:
+    return json.loads(path.read_text())["cases"]
+
+
+def run_ours(cases: list[dict], repeats: int) -> tuple[list[bool], float]:
+    """Verdicts and items/s for ``rewards.verify_batch`` (fresh gold caches are not reset: as in training)."""
+    import rewards
+
+    golds, preds = [c["gold"] for c in cases], [c["pred"] for c in cases]
+    rewards.verify_batch(golds[:4], preds[:4])  # start the worker pool outside the timing
+    start = time.perf_counter()
+    for _ in range(repeats):
+        verdicts = rewards.verify_batch(golds, preds, timeout=5.0)
+    elapsed = time.perf_counter() - start
+    return [v.correct for v in verdicts], repeats * len(cases) / elapsed
+
+
+def run_peer(cases: list[dict]) -> tuple[list[bool], float]:
+    """Verdicts and items/s for math-verify (errors count as a False verdict)."""
+    from math_verify import parse, verify
+
+    verify(parse("$1$"), parse("$\\frac{1}{1}$"))  # load its LaTeX grammar outside the timing, as ours warms its pool
+    results = []
+    start = time.perf_counter()
+    for case in cases:
+        try:
+            results.append(bool(verify(parse(case["gold"]), parse(case["pred"]))))
+        except Exception:  # noqa: BLE001 - a crash is a wrong verdict for the benchmark
+            results.append(False)
+    return results, len(cases) / (time.perf_counter() - start)
+
+
+def agreement(verdicts: list[bool], cases: list[dict]) -> float:
+    return sum(v == c["expected"] for v, c in zip(verdicts, cases)) / len(cases)
+
+
+def run(out: Path, console=None, repeats: int = 3) -> dict:
+    """Run both verifiers, write the JSON result to ``out`` and print a short table."""
+    cases = load_cases()
+    ours, ours_rate = run_ours(cases, repeats)
+    peer, peer_rate = run_peer(cases)
+    result = {
+        "name": "verifier", "ours": round(ours_rate, 1), "peer": round(peer_rate, 1),
+        "ratio": round(ours_rate / peer_rate, 2), "unit": "items/s",
+        "ours_agreement": round(agreement(ours, cases), 4), "peer_agreement": round(agreement(peer, cases), 4),
+        "cases": len(cases),
+    }
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    _print(result, console)
+    return result
+
+
+def _print(result: dict, console) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"verifier: {result['cases']} public cases")
+    for column in ("", "items/s", "agreement"):
+        table.add_column(column)
+    table.add_row("rewards", f"{result['ours']:.0f}", f"{result['ours_agreement']:.1%}")
+    table.add_row("math-verify", f"{result['peer']:.0f}", f"{result['peer_agreement']:.1%}")
+    table.add_row("ratio", f"{result['ratio']:.1f}x", "")
+    (console or Console()).print(table)

@@ -1,0 +1,10 @@
+"""The public verifier cases (benchmarks/verifier_cases.json), shared by the tests and the benchmark."""
+
+import json
+from pathlib import Path
+
+CASES_FILE = Path(__file__).resolve().parents[2] / "benchmarks" / "verifier_cases.json"
+
+
+def load_cases() -> list[dict]:
+    return json.loads(CASES_FILE.read_text())["cases"]
