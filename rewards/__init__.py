@@ -55,7 +55,7 @@ def verify_batch(golds: list[str], preds: list[str], *, timeout: float = 2.0, wo
     results: dict[int, Verdict] = {}
     pending = []
     for index, (gold, found) in enumerate(zip(golds, candidates)):
-        quick = quick_verdict(gold, found[0]) if found else None
+        quick = quick_verdict(gold, found[0], opts) if found else None
         if quick is not None:
             results[index] = quick
         else:

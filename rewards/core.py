@@ -11,6 +11,7 @@ from functools import lru_cache
 
 from rewards.compare import equivalent
 from rewards.extract import answer_candidates, extract_answer
+from rewards.fastpath import quick_verdict
 from rewards.parse import ParseError, parse_answer
 from rewards.verdict import Options, Verdict
 
@@ -39,17 +40,34 @@ def verify_options(gold: str, pred: str, options: Options) -> Verdict:
 def parse_first(candidates: list[str]):
     """``(text, value)`` of the first candidate that parses, or ``(first text, None)``."""
     for candidate in candidates:
-        try:
-            return candidate, parse_answer(candidate)
-        except _PARSE_ERRORS:
-            continue
+        value = parse_cached(candidate)
+        if value is not None:
+            return candidate, value
     return (candidates[0] if candidates else None), None
+
+
+@lru_cache(maxsize=16384)
+def parse_cached(text: str):
+    """The parsed answer, or None when it does not parse; cached because a GRPO group repeats answers.
+
+    Parsed values are frozen dataclasses over immutable sympy objects, so sharing them is safe.
+    """
+    try:
+        return parse_answer(text)
+    except _PARSE_ERRORS:
+        return None
 
 
 def verify_extracted(gold: str, candidates: list[str] | str | None, options: Options) -> Verdict:
     """Compare extracted answer candidates with the gold; every failure mode has its own status."""
     if isinstance(candidates, str) or candidates is None:
         candidates = [candidates] if candidates else []
+    quick = quick_verdict(gold, candidates[0], options) if candidates else None
+    return quick if quick is not None else full_verdict(gold, candidates, options)
+
+
+def full_verdict(gold: str, candidates: list[str], options: Options) -> Verdict:
+    """The sympy path: parse gold and the first parseable candidate, then compare the values."""
     try:
         gold_value = parse_gold(gold)
     except _PARSE_ERRORS:

@@ -37,6 +37,9 @@ class LoraConfig(_Section):
     alpha: int = Field(32, ge=1)
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     target_modules: list[str] = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    top_layers: int | None = Field(None, ge=1)
+    """Adapt only the last N transformer layers: back-propagation then stops at layer L-N, which
+    cuts the update's cost on CPU (``None``: every layer)."""
     init_adapter: str | None = None
     """Start from this saved adapter (for example an SFT warm start) instead of a fresh one."""
 

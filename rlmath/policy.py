@@ -41,8 +41,13 @@ def load_policy(config: Config, base_path: str, adapter: str | Path | None = Non
             raise RLMathError(f"adapter: {saved} has no adapter_config.json (not a peft adapter folder)")
         peft_model = PeftModel.from_pretrained(model, str(saved), is_trainable=trainable)
     else:
+        layers = None
+        if config.lora.top_layers is not None:
+            total = model.config.num_hidden_layers
+            layers = list(range(max(total - config.lora.top_layers, 0), total))
         lora = LoraConfig(r=config.lora.r, lora_alpha=config.lora.alpha, lora_dropout=config.lora.dropout,
-                          target_modules=list(config.lora.target_modules), task_type="CAUSAL_LM")
+                          target_modules=list(config.lora.target_modules), layers_to_transform=layers,
+                          task_type="CAUSAL_LM")
         peft_model = get_peft_model(model, lora)
     return Policy(model=peft_model, tokenizer=tokenizer, base_path=base_path)
 

@@ -55,6 +55,9 @@ def train_sft(policy, problems: list[Problem], config: Config, log, on_step=None
         args = SFTConfig(output_dir=scratch, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps, learning_rate=cfg.learning_rate,
                          per_device_train_batch_size=cfg.batch_size, max_length=cfg.max_length,
                          completion_only_loss=True, packing=False, report_to="none", save_strategy="no",
+                         # fp32 like the GRPO update and vLLM: trl defaults to bf16 autocast, and accelerate
+                         # leaves that autocast wrapped around model.forward after training.
+                         bf16=False, fp16=False, gradient_checkpointing=False,
                          logging_steps=5, use_cpu=not _cuda(), lr_scheduler_type="constant", warmup_steps=0,
                          seed=config.seed, dataloader_num_workers=0, disable_tqdm=True)
         trainer = SFTTrainer(model=policy.model, args=args, train_dataset=sft_dataset(problems, config),
