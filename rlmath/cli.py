@@ -56,17 +56,52 @@ def train(config: Optional[Path] = ConfigOpt, set_: Optional[List[str]] = SetOpt
 def evaluate(
     config: Optional[Path] = ConfigOpt,
     set_: Optional[List[str]] = SetOpt,
-    adapter: Optional[Path] = typer.Option(None, help="LoRA adapter folder (or a run folder holding adapter/)."),
-    out: Optional[Path] = typer.Option(None, help="Write the result as JSON here."),
+    dataset: Optional[str] = typer.Option(None, help="gsm8k, math, math500, a local JSONL/parquet/CSV/datasets "
+                                          "folder, or a hub id (default: the config's held-out split)."),
+    split: Optional[str] = typer.Option(None, help="Dataset split (default: the preset's, else test/train)."),
+    question_field: Optional[str] = typer.Option(None, help="Question field (default: question, else problem)."),
+    answer_field: Optional[str] = typer.Option(None, help="Answer field; '####' and \\boxed{} golds are extracted."),
+    category_field: Optional[str] = typer.Option(None, help="Field to break accuracy down by (subject, type, ...)."),
+    adapter: Optional[str] = typer.Option(None, help="Adapter folder, run folder/name holding adapter/, or mlflow run id."),
+    compare_base: bool = typer.Option(False, "--compare-base", help="Also evaluate the base model on the same items "
+                                      "and report the paired difference."),
+    k: Optional[str] = typer.Option(None, "--k", help="pass@k/maj@k sample counts, e.g. 1,4,8 (default: eval.k)."),
+    limit: Optional[int] = typer.Option(None, help="Evaluate the first N items only."),
+    out: Optional[Path] = typer.Option(None, help="Write {base, adapter, difference} JSON here."),
 ) -> None:
-    """Greedy accuracy of the model (with an optional adapter) on the config's eval split."""
+    """Accuracy, pass@k, maj@k with 95% CIs of the model and/or an adapter; an mlflow run with tables and plots."""
     cfg = _load(config, set_)
     from rlmath.errors import RLMathError
-    from rlmath.evaluation import run_eval_command
+    from rlmath.eval_command import EvalOptions, run_eval_command
+    from rlmath.metrics import parse_ks
 
     try:
-        run_eval_command(cfg, adapter=adapter, out=out, console=console)
+        ks = tuple(parse_ks(k)) if k else None
+    except ValueError as exc:
+        _fail(str(exc), 2)
+    options = EvalOptions(dataset=dataset, split=split, question_field=question_field, answer_field=answer_field,
+                          category_field=category_field, adapter=adapter, compare_base=compare_base, ks=ks,
+                          limit=limit, out=out)
+    try:
+        run_eval_command(cfg, options, console=console)
     except RLMathError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def ui(
+    config: Optional[Path] = ConfigOpt,
+    set_: Optional[List[str]] = SetOpt,
+    port: int = typer.Option(5000, help="Port on 127.0.0.1."),
+    host: str = typer.Option("127.0.0.1", help="Interface to bind; keep loopback unless you mean to share runs."),
+) -> None:
+    """Start the mlflow UI over the runs/ store (output_dir) and print its URL."""
+    cfg = _load(config, set_)
+    from rlmath.ui import serve
+
+    try:
+        serve(Path(cfg.output_dir), host=host, port=port, console=console)
+    except RuntimeError as exc:
         _fail(str(exc))
 
 

@@ -1,28 +1,32 @@
-"""Greedy held-out accuracy with a 95% confidence interval and a per-family breakdown.
+"""Held-out evaluation: greedy accuracy, pass@k / maj@k from k samples, bootstrap CIs, breakdowns.
 
 The trainer calls :func:`evaluate` before and after training with the sampler it already has (so no
-second engine starts); ``rlmath eval`` builds its own sampler and does the same.
+second engine starts; ``eval.k: [1]`` keeps that greedy-only and cheap). ``rlmath eval``
+(:mod:`rlmath.eval_command`) builds its own sampler, asks for ``--k 1,4,8`` and compares base and
+adapter on the same items. Scoring goes through :func:`rlmath.scoring.score`, the same ``rewards``
+path training uses, so an eval number and a training reward can never disagree on what is correct.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from rlmath.config import Config
 from rlmath.data import Problem
+from rlmath.metrics import bootstrap_ci, majority_correct, pass_at_k
 from rlmath.prompts import PromptEncoder
-from rlmath.sampling import AdapterRef, Sampler, SamplingRequest
-from rlmath.scoring import score
+from rlmath.sampling import AdapterRef, Completion, Sampler, SamplingRequest
+from rlmath.scoring import Scored, score
+
+__all__ = ["EvalResult", "evaluate", "bootstrap_ci"]
 
 
 @dataclass
 class EvalResult:
-    accuracy: float
+    accuracy: float  # greedy
     ci_low: float
     ci_high: float
     total: int
@@ -30,93 +34,149 @@ class EvalResult:
     status_counts: dict[str, int]
     mean_completion_tokens: float
     tokens_per_s: float
-    rows: list[dict] = field(default_factory=list, repr=False)
+    pass_at_k: dict[str, float] = field(default_factory=dict)  # {"pass@4": 0.31}
+    maj_at_k: dict[str, float] = field(default_factory=dict)  # {"maj@4": 0.22}
+    ci: dict[str, list[float]] = field(default_factory=dict)  # {"accuracy": [lo, hi], "pass@4": [lo, hi]}
+    by_category: dict[str, dict[str, float]] = field(default_factory=dict)  # {"level": {"1": 0.5}}
+    truncated_fraction: float = 0.0
+    sampling: dict[str, float] = field(default_factory=dict)  # n, temperature, top_p of the pass@k samples
+    rows: list[dict] = field(default_factory=list, repr=False)  # greedy completion table
+    sample_rows: list[dict] = field(default_factory=list, repr=False)  # sampled completion table
+    item_scores: dict[str, list[float]] = field(default_factory=dict, repr=False)  # per-item, for paired CIs
 
     def metrics(self, prefix: str) -> dict[str, float]:
-        """Flat mlflow metrics: ``eval/before/accuracy``, ``eval/before/family/add``, ..."""
+        """Flat mlflow metrics: ``eval/before/accuracy``, ``eval/before/pass_at_4``, ``eval/before/family/add``.
+
+        mlflow metric names cannot hold ``@``, so ``pass@4`` is logged as ``pass_at_4``.
+        """
         flat = {f"{prefix}/accuracy": self.accuracy, f"{prefix}/ci_low": self.ci_low, f"{prefix}/ci_high": self.ci_high,
-                f"{prefix}/mean_completion_tokens": self.mean_completion_tokens, f"{prefix}/tokens_per_s": self.tokens_per_s}
+                f"{prefix}/mean_completion_tokens": self.mean_completion_tokens, f"{prefix}/tokens_per_s": self.tokens_per_s,
+                f"{prefix}/truncated_fraction": self.truncated_fraction}
+        for name, value in {**self.pass_at_k, **self.maj_at_k}.items():
+            key = name.replace("@", "_at_")
+            flat[f"{prefix}/{key}"] = value
+            low, high = self.ci.get(name, [float("nan"), float("nan")])
+            flat[f"{prefix}/{key}_ci_low"], flat[f"{prefix}/{key}_ci_high"] = low, high
         flat.update({f"{prefix}/family/{name}": value for name, value in self.by_family.items()})
+        for category, values in self.by_category.items():
+            if category != "family":
+                flat.update({f"{prefix}/{category}/{name}": value for name, value in values.items()})
         flat.update({f"{prefix}/status/{name}": float(count) for name, count in self.status_counts.items()})
         return flat
 
     def summary(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k != "rows"}
-
-
-def bootstrap_ci(values: list[float], *, resamples: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean (seeded, so the same results give the same interval).
-
-    >>> bootstrap_ci([1.0] * 10)
-    (1.0, 1.0)
-    """
-    if not values:
-        return (float("nan"), float("nan"))
-    data = np.asarray(values, dtype=float)
-    rng = np.random.default_rng(seed)
-    means = data[rng.integers(0, len(data), size=(resamples, len(data)))].mean(axis=1)
-    tail = (1.0 - level) / 2.0
-    return (float(np.quantile(means, tail)), float(np.quantile(means, 1.0 - tail)))
+        """The JSON form (``eval.json``, ``--out``): headline numbers, ``pass@k``, ``maj@k``, ``ci``."""
+        return {"accuracy": self.accuracy, "ci_low": self.ci_low, "ci_high": self.ci_high, "total": self.total,
+                "pass@k": self.pass_at_k, "maj@k": self.maj_at_k, "ci": self.ci, "by_family": self.by_family,
+                "by_category": self.by_category, "status_counts": self.status_counts,
+                "mean_completion_tokens": self.mean_completion_tokens, "tokens_per_s": self.tokens_per_s,
+                "truncated_fraction": self.truncated_fraction, "sampling": self.sampling}
 
 
 def evaluate(sampler: Sampler, encoder: PromptEncoder, problems: list[Problem], config: Config,
-             adapter: AdapterRef | None) -> EvalResult:
-    """Greedy decode every problem once, verify, and summarise."""
-    request = SamplingRequest(n=1, temperature=0.0, max_tokens=config.eval.max_tokens)
+             adapter: AdapterRef | None, *, ks: list[int] | None = None, category: str = "family") -> EvalResult:
+    """Greedy-decode every problem; with ``max(ks) > 1`` also sample ``max(ks)`` and estimate pass@k/maj@k.
+
+    With ``ks == [1]`` no sampling happens and ``pass@1`` is the greedy accuracy.
+    """
+    ks = sorted(set(ks or config.eval.k))
+    prompts = encoder([p.question for p in problems])
+    greedy, greedy_s = _generate(sampler, prompts, SamplingRequest(n=1, temperature=0.0, max_tokens=config.eval.max_tokens),
+                                 adapter)
+    greedy_scored = _score(problems, greedy, config)
+    correct = [float(flag) for flag in greedy_scored.correct]  # (N,)
+    item_scores = {"accuracy": correct}
+    sampled: list[list[Completion]] = []
+    sampled_s, n = 0.0, max(ks)
+    sample_rows: list[dict] = []
+    if n > 1:
+        request = SamplingRequest(n=n, temperature=config.eval.temperature, top_p=config.eval.top_p,
+                                  max_tokens=config.eval.max_tokens)
+        sampled, sampled_s = _generate(sampler, prompts, request, adapter)
+        sampled_scored = _score(problems, sampled, config)
+        item_scores.update(_sampled_item_scores(sampled_scored, len(problems), n, ks))
+        sample_rows = _rows(problems, sampled, sampled_scored)
+    else:
+        item_scores["pass@1"] = correct
+    all_completions = [c for group in greedy + sampled for c in group]
+    tokens = sum(len(c.token_ids) for c in all_completions)
+    resamples = config.eval.bootstrap_resamples
+    ci = {name: list(bootstrap_ci(values, resamples=resamples, seed=config.seed)) for name, values in item_scores.items()}
+    return EvalResult(
+        accuracy=_mean(correct), ci_low=ci["accuracy"][0], ci_high=ci["accuracy"][1], total=len(problems),
+        by_family=_group_means([p.family for p in problems], correct), status_counts=greedy_scored.status_counts(),
+        mean_completion_tokens=_mean([len(g[0].token_ids) for g in greedy]),
+        tokens_per_s=tokens / max(greedy_s + sampled_s, 1e-9),
+        pass_at_k={k: _mean(v) for k, v in item_scores.items() if k.startswith("pass@")},
+        maj_at_k={k: _mean(v) for k, v in item_scores.items() if k.startswith("maj@")}, ci=ci,
+        by_category=_categories(problems, correct, category),
+        truncated_fraction=_mean([float(g[0].finish_reason == "length") for g in greedy]),
+        sampling={"n": n, "temperature": config.eval.temperature if n > 1 else 0.0,
+                  "top_p": config.eval.top_p if n > 1 else 1.0, "max_tokens": config.eval.max_tokens},
+        rows=_rows(problems, greedy, greedy_scored), sample_rows=sample_rows, item_scores=item_scores)
+
+
+def _generate(sampler: Sampler, prompts, request: SamplingRequest, adapter) -> tuple[list[list[Completion]], float]:
     started = time.perf_counter()
-    outputs = sampler.generate(encoder([p.question for p in problems]), request, adapter)
-    elapsed = time.perf_counter() - started
-    completions = [group[0] for group in outputs]
-    lengths = [len(c.token_ids) for c in completions]
-    scored = score([p.answer for p in problems], [c.text for c in completions], lengths, config.rewards,
-                   config.eval.max_tokens)
-    correct = [float(flag) for flag in scored.correct]
-    low, high = bootstrap_ci(correct, seed=config.seed)
-    families: dict[str, list[float]] = {}
-    for problem, flag in zip(problems, correct):
-        families.setdefault(problem.family, []).append(flag)
-    rows = [{"family": p.family, "question": p.question, "gold": p.answer, "completion": c.text,
-             "extracted": v.extracted, "correct": v.correct, "status": v.status}
-            for p, c, v in zip(problems, completions, scored.verdicts)]
-    return EvalResult(accuracy=float(np.mean(correct)) if correct else float("nan"), ci_low=low, ci_high=high,
-                      total=len(problems), by_family={k: float(np.mean(v)) for k, v in sorted(families.items())},
-                      status_counts=scored.status_counts(), mean_completion_tokens=float(np.mean(lengths)) if lengths else 0.0,
-                      tokens_per_s=sum(lengths) / max(elapsed, 1e-9), rows=rows)
+    outputs = sampler.generate(prompts, request, adapter)
+    return outputs, time.perf_counter() - started
 
 
-def run_eval_command(config: Config, *, adapter: Path | None, out: Path | None, console) -> EvalResult:
-    """``rlmath eval``: one engine, the config's eval split, optional adapter, JSON out."""
-    from rlmath.data import load_problems
-    from rlmath.sampling import build_sampler
-    from rlmath.models import resolve_model
-    from rlmath.policy import load_policy
-
-    if adapter is not None and (adapter / "adapter").is_dir():
-        adapter = adapter / "adapter"  # a run folder
-    base = resolve_model(config.model.name_or_path)
-    problems = load_problems(config, "eval")
-    if config.eval.limit:
-        problems = problems[: config.eval.limit]
-    policy = load_policy(config, base, adapter=adapter, trainable=False) if config.sampling.backend == "hf" else None
-    sampler = build_sampler(config, base, policy)
-    try:
-        encoder = PromptEncoder(_tokenizer(base, policy), config)
-        ref = AdapterRef("eval", 1, str(adapter.resolve())) if adapter is not None else None
-        result = evaluate(sampler, encoder, problems, config, ref)
-    finally:
-        sampler.close()
-    console.print(f"accuracy {result.accuracy:.3f} (95% CI {result.ci_low:.3f}-{result.ci_high:.3f}) on {result.total} problems")
-    for family, value in result.by_family.items():
-        console.print(f"  {family:>16}: {value:.3f}")
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result.summary(), indent=2))
-    return result
+def _score(problems: list[Problem], groups: list[list[Completion]], config: Config) -> Scored:
+    """Verify every completion of every group (flattened, problem-major) with the training scorer."""
+    flat = [c for group in groups for c in group]
+    golds = [p.answer for p, group in zip(problems, groups) for _ in group]
+    return score(golds, [c.text for c in flat], [len(c.token_ids) for c in flat], config.rewards, config.eval.max_tokens)
 
 
-def _tokenizer(base: str, policy):
-    if policy is not None:
-        return policy.tokenizer
-    from transformers import AutoTokenizer
+def _sampled_item_scores(scored: Scored, problems: int, n: int, ks: list[int]) -> dict[str, list[float]]:
+    """Per-problem pass@k (unbiased, from all n samples) and maj@k (vote over the first k samples)."""
+    correct = np.asarray(scored.correct, dtype=bool).reshape(problems, n)  # (N, n)
+    # Vote on the verifier's parsed form when it has one, so "0.5" and "1/2" count as the same answer.
+    answers = [v.pred_parsed or v.extracted for v in scored.verdicts]
+    answers = [answers[i * n:(i + 1) * n] for i in range(problems)]  # (N, n)
+    out: dict[str, list[float]] = {}
+    for k in ks:
+        out[f"pass@{k}"] = [pass_at_k(n, int(row.sum()), k) for row in correct]
+        if k > 1:
+            out[f"maj@{k}"] = [float(majority_correct(answers[i][:k], correct[i, :k].tolist())) for i in range(problems)]
+    return out
 
-    return AutoTokenizer.from_pretrained(base)
+
+def _rows(problems: list[Problem], groups: list[list[Completion]], scored: Scored) -> list[dict]:
+    """The completion table: one row per completion, the columns a reader checks a verdict with."""
+    rows, index = [], 0
+    for problem, group in zip(problems, groups):
+        for sample, completion in enumerate(group):
+            verdict = scored.verdicts[index]
+            rows.append({"id": problem.id, "family": problem.family, "sample": sample, "prompt": problem.question,
+                         "completion": completion.text, "extracted": verdict.extracted, "gold": problem.answer,
+                         "correct": bool(verdict.correct), "status": verdict.status,
+                         "tokens": len(completion.token_ids)})
+            index += 1
+    return rows
+
+
+def _categories(problems: list[Problem], correct: list[float], category: str) -> dict[str, dict[str, float]]:
+    """Accuracy per category value, and per difficulty level when the items carry more than one."""
+    out = {category: _group_means([p.family for p in problems], correct)}
+    levels = {p.difficulty for p in problems}
+    if len(levels) > 1:
+        out["level"] = _group_means([str(p.difficulty) for p in problems], correct)
+    return out
+
+
+def _group_means(keys: list[str], values: list[float]) -> dict[str, float]:
+    """Mean of ``values`` per key, keys sorted.
+
+    >>> _group_means(["b", "a", "b"], [1.0, 0.0, 0.0])
+    {'a': 0.0, 'b': 0.5}
+    """
+    groups: dict[str, list[float]] = {}
+    for key, value in zip(keys, values):
+        groups.setdefault(key, []).append(value)
+    return {key: float(np.mean(groups[key])) for key in sorted(groups)}
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if len(values) else float("nan")

@@ -252,6 +252,9 @@ def finish_run(trainer: Trainer, before: EvalResult, after: EvalResult, console)
     for path in [run_dir / "adapter", run_dir / "eval.json", run_dir / "config.yaml", *plots]:
         trainer.tracker.log_artifact(path, "adapter" if path.name == "adapter" else None)
     trainer.tracker.log_metrics({"eval/gain": after.accuracy - before.accuracy}, trainer.config.grpo.steps)
+    from rlmath.registry import register_adapter
+
+    register_adapter(trainer.tracker, before.metrics("eval/before") | after.metrics("eval/after"))
     trainer.tracker.finish()
     console.print(f"held-out accuracy: before {before.accuracy:.3f} [{before.ci_low:.3f}, {before.ci_high:.3f}] → "
                   f"after {after.accuracy:.3f} [{after.ci_low:.3f}, {after.ci_high:.3f}] (n={after.total}, 95% CI)")

@@ -38,6 +38,12 @@ def new_run_dir(config: Config, kind: str) -> Path:
     return path
 
 
+# mlflow 3's UI opens experiments without this tag on its GenAI (traces) pages; a training experiment
+# should open on its runs, where the charts, tables and the reasoning-gains plot are.
+_KIND_TAG = "mlflow.experimentKind"
+_EXPERIMENT_TAGS = {_KIND_TAG: "custom_model_development"}
+
+
 class Tracker:
     """One run: files in ``run_dir`` plus the mirrored mlflow run (optionally nested)."""
 
@@ -61,9 +67,12 @@ class Tracker:
             artifacts = None
             if self.uri.startswith("sqlite:"):  # keep artifacts beside the store, not in the cwd
                 artifacts = (Path(self.config.output_dir).resolve() / "mlartifacts").as_uri()
-            experiment_id = mlflow.create_experiment(self.config.tracking.experiment, artifact_location=artifacts)
+            experiment_id = mlflow.create_experiment(self.config.tracking.experiment, artifact_location=artifacts,
+                                                     tags=_EXPERIMENT_TAGS)
         else:
             experiment_id = experiment.experiment_id
+            if _KIND_TAG not in experiment.tags:  # made by an older rlmath or by hand
+                mlflow.MlflowClient(self.uri).set_experiment_tag(experiment_id, _KIND_TAG, _EXPERIMENT_TAGS[_KIND_TAG])
         tags = {"rlmath.kind": kind, "rlmath.run_dir": str(self.run_dir.resolve())}
         if parent_run_id:
             tags["mlflow.parentRunId"] = parent_run_id
@@ -99,11 +108,8 @@ class Tracker:
     def log_table(self, rows: list[dict[str, Any]], name: str) -> None:
         """A completion table in the mlflow UI's evaluation view (``mlflow.log_table``)."""
         if self.run_id and rows:
-            import mlflow
-
             columns = {key: [row.get(key) for row in rows] for key in rows[0]}
-            with _active(self.run_id):
-                mlflow.log_table(columns, artifact_file=name)
+            self._client.log_table(self.run_id, columns, artifact_file=name)
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         if self.run_id:
@@ -122,22 +128,3 @@ class Tracker:
         self._samples.close()
         if self.run_id:
             self._client.set_terminated(self.run_id, status=status)
-
-
-class _active:
-    """Make ``run_id`` the active fluent run for APIs that only exist in fluent form (log_table)."""
-
-    def __init__(self, run_id: str) -> None:
-        self.run_id = run_id
-
-    def __enter__(self):
-        import mlflow
-
-        self._run = mlflow.start_run(run_id=self.run_id)
-        return self._run
-
-    def __exit__(self, *exc):
-        import mlflow
-
-        mlflow.end_run(status="RUNNING")  # keep the run open; Tracker.finish() terminates it
-        return False

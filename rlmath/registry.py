@@ -1,0 +1,48 @@
+"""Register a trained adapter as a model version in the mlflow model registry, eval numbers as tags.
+
+The registry is where a user compares adapters across runs ("which version of rlmath-adapter was
+best on GSM8K?"), so each version carries its held-out numbers as tags and points at the adapter
+files the run already logged (``runs:/<run_id>/adapter``): nothing is copied or merged.
+"""
+
+from __future__ import annotations
+
+import math
+
+from rlmath.tracking import Tracker
+
+
+def eval_tags(metrics: dict[str, float], prefix: str = "eval.") -> dict[str, str]:
+    """Finite metrics as short string tags (registry tags are strings; NaN helps nobody).
+
+    >>> eval_tags({"eval/after/accuracy": 0.25, "x": float("nan")})
+    {'eval.eval/after/accuracy': '0.25'}
+    """
+    return {f"{prefix}{key}": f"{value:.4g}" for key, value in metrics.items()
+            if isinstance(value, (int, float)) and math.isfinite(value)}
+
+
+def register_adapter(tracker: Tracker, metrics: dict[str, float], *, artifact_path: str = "adapter",
+                     description: str | None = None):
+    """Create (if needed) the registered model ``tracking.registered_model_name`` and add a version.
+
+    Returns the ``ModelVersion``, or ``None`` when mlflow or registration is switched off. Call it
+    after the adapter was logged as the run's ``artifact_path`` artifact.
+    """
+    name = tracker.config.tracking.registered_model_name
+    if not tracker.run_id or not name:
+        return None
+    from mlflow.exceptions import MlflowException
+
+    client = tracker._client
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name, description="LoRA adapters trained by rlmath (base model in the "
+                                                         "'base_model' tag of each version).")
+    tags = {"base_model": tracker.config.model.name_or_path, "algorithm": tracker.config.algorithm,
+            "run_dir": str(tracker.run_dir.resolve()), **eval_tags(metrics)}
+    version = client.create_model_version(name, source=f"runs:/{tracker.run_id}/{artifact_path}",
+                                          run_id=tracker.run_id, tags=tags, description=description)
+    tracker.set_tags({"rlmath.registered_model": f"{name}/{version.version}"})
+    return version

@@ -1,0 +1,72 @@
+"""``rlmath eval`` end to end on the tiny model: base vs adapter, paired difference, a nested mlflow run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from rlmath.cli import app
+from rlmath.config import load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def fake_training_run(config, runs: Path) -> Path:
+    """A run folder the way training leaves it: adapter/ and the mlflow run id (no training needed)."""
+    from rlmath.models import resolve_model
+    from rlmath.policy import load_policy, save_adapter
+    from rlmath.tracking import Tracker
+
+    run_dir = runs / "train-run"
+    run_dir.mkdir(parents=True)
+    tracker = Tracker(config, run_dir, kind="train")
+    policy = load_policy(config, resolve_model(config.model.name_or_path))
+    save_adapter(policy.model, run_dir / "adapter")
+    tracker.finish()
+    return run_dir
+
+
+def test_eval_compare_base_writes_paired_json_and_a_nested_mlflow_run(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    overrides = [f"output_dir={runs}", "sampling.backend=hf", "eval.max_tokens=8", "eval.bootstrap_resamples=200"]
+    config = load_config(ROOT / "configs/smoke.yaml", overrides)
+    train_dir = fake_training_run(config, runs)
+    data = tmp_path / "gsm8k_test.jsonl"
+    data.write_text("\n".join(json.dumps({"question": f"What is {a} + 1?", "answer": f"step\n#### {a + 1}"})
+                              for a in range(3)))
+    out = tmp_path / "eval.json"
+    args = ["eval", "-c", str(ROOT / "configs/smoke.yaml"), "--dataset", str(data), "--adapter", "train-run",
+            "--compare-base", "--k", "1,2", "--limit", "2", "--out", str(out)]
+    for item in overrides:
+        args += ["--set", item]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert {"base", "adapter", "difference", "meta"} <= set(report)
+    for name in ("base", "adapter"):
+        assert report[name]["total"] == 2 and set(report[name]["pass@k"]) == {"pass@1", "pass@2"}
+        assert set(report[name]["ci"]) == {"accuracy", "pass@1", "pass@2", "maj@2"}
+        assert sum(report[name]["status_counts"].values()) == 2
+        assert report[name]["tokens_per_s"] > 0
+    # A fresh LoRA (B = 0) is the base model: greedy outputs are identical, so the difference is exactly 0.
+    assert report["difference"]["accuracy"] == {"mean": 0.0, "ci_low": 0.0, "ci_high": 0.0, "p_le_zero": 1.0}
+
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{runs / 'mlflow.db'}")
+    run = client.get_run(report["meta"]["mlflow_run_id"])
+    assert run.data.tags["mlflow.parentRunId"] == (train_dir / "mlflow_run_id").read_text()
+    assert run.data.tags["rlmath.kind"] == "eval"
+    assert "adapter/pass_at_2" in run.data.metrics and "difference/accuracy_ci_low" in run.data.metrics
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"eval.json", "eval_comparison.png", "base_completions.json", "adapter_samples.json"} <= artifacts
+
+
+def test_eval_rejects_bad_k_and_unknown_adapter(tmp_path: Path) -> None:
+    base = ["eval", "-c", str(ROOT / "configs/smoke.yaml"), "--set", f"output_dir={tmp_path}"]
+    result = CliRunner().invoke(app, [*base, "--k", "0,2"])
+    assert result.exit_code == 2 and ">= 1" in result.output
+    result = CliRunner().invoke(app, [*base, "--adapter", "no-such-run", "--set", "sampling.backend=hf"])
+    assert result.exit_code == 1 and "no-such-run" in result.output

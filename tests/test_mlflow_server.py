@@ -1,0 +1,74 @@
+"""A real ``mlflow server`` on a free loopback port: the tiny model trains logging over HTTP, then the
+run, its completion table, its gains plot and a registered adapter version are read back over HTTP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rlmath.config import load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+pytestmark = pytest.mark.slow  # a server start and a training run: about a minute on 2 cores
+
+
+@pytest.fixture
+def mlflow_server(tmp_path: Path):
+    from rlmath.ui import start_server
+
+    server = start_server(tmp_path / "store", log=tmp_path / "mlflow_server.log")
+    yield server
+    server.stop()
+
+
+def test_training_logs_over_http_and_reads_back(tmp_path: Path, mlflow_server, monkeypatch) -> None:
+    import mlflow
+    import pandas as pd
+    import rewards
+    from rich.console import Console
+
+    from rlmath.loop import run_training
+    from tests.test_train import text_length_reward
+
+    monkeypatch.setitem(rewards.REWARD_FUNCTIONS, "text_length", text_length_reward)
+    config = load_config(ROOT / "configs/smoke.yaml", [
+        f"output_dir={tmp_path / 'runs'}", "run_name=http", "sampling.backend=hf", "grpo.steps=1",
+        f"tracking.tracking_uri={mlflow_server.url}", "tracking.experiment=rlmath-http",
+        "rewards.weights={correct: 1.0, text_length: 1.0}"])
+    run_dir = run_training(config, Console(quiet=True))
+    assert not (tmp_path / "runs" / "mlflow.db").exists(), "logged to the local store, not the server"
+
+    client = mlflow.MlflowClient(mlflow_server.url)
+    run = client.get_run((run_dir / "mlflow_run_id").read_text())
+    assert run.info.status == "FINISHED" and run.info.artifact_uri.startswith("mlflow-artifacts:")
+    assert client.get_experiment(run.info.experiment_id).name == "rlmath-http"
+    assert "eval/after/accuracy" in run.data.metrics and "reward/mean" in run.data.metrics
+
+    table = client.load_table(run.info.experiment_id, "eval_after_completions.json", run_ids=[run.info.run_id])
+    assert isinstance(table, pd.DataFrame) and len(table) == config.data.eval_size
+    assert {"prompt", "completion", "extracted", "gold", "correct", "status"} <= set(table.columns)
+
+    png = Path(client.download_artifacts(run.info.run_id, "reasoning_gains.png", str(tmp_path)))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    assert (tmp_path / "store" / "mlartifacts").is_dir(), "the server should proxy artifacts into its store"
+
+    register_and_check(config, run_dir, client)
+
+
+def register_and_check(config, run_dir: Path, client) -> None:
+    """The registry path the loop takes at the end of a run: log adapter/, add a model version with tags."""
+    from rlmath.registry import register_adapter
+    from rlmath.tracking import Tracker
+
+    (run_dir.parent / "registered").mkdir()
+    tracker = Tracker(config, run_dir.parent / "registered", kind="train")
+    tracker.log_artifact(run_dir / "adapter", "adapter")
+    version = register_adapter(tracker, {"eval/after/accuracy": 0.25, "eval/before/accuracy": 0.125})
+    tracker.finish()
+    stored = client.get_model_version(config.tracking.registered_model_name, version.version)
+    assert stored.run_id == tracker.run_id and stored.source.endswith("/adapter")
+    assert stored.tags["eval.eval/after/accuracy"] == "0.25" and stored.tags["base_model"] == "tiny:llama"
+    assert client.get_run(tracker.run_id).data.tags["rlmath.registered_model"].startswith("rlmath-adapter/")
