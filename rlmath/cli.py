@@ -113,12 +113,23 @@ def synth(
     families: Optional[str] = typer.Option(None, help="Comma-separated family names (default: all)."),
     difficulty: str = typer.Option("1-5", help="A level (3) or a range (1-5)."),
     decontaminate_against: Optional[str] = typer.Option(None, help="Eval set path or hub id to drop overlaps with."),
+    from_model: bool = typer.Option(False, "--from-model", help="Rejection-sample verified solutions from -c's model."),
+    config: Optional[Path] = ConfigOpt,
+    set_: Optional[List[str]] = SetOpt,
+    k: int = typer.Option(4, "--k", help="With --from-model: samples per problem."),
 ) -> None:
-    """Generate verifiable synthetic math problems with worked solutions."""
+    """Generate verifiable synthetic math problems with worked solutions (or the model's verified ones)."""
     from rlmath.errors import RLMathError
-    from rlmath.synth.command import run_synth
 
     try:
+        if from_model:
+            cfg = _load(config, set_)
+            from rlmath.synth.from_model import sample_verified
+
+            sample_verified(cfg, out, n=n, k=k, console=console)
+            return
+        from rlmath.synth.command import run_synth
+
         run_synth(n=n, seed=seed, out=out, families=families, difficulty=difficulty,
                   decontaminate_against=decontaminate_against, console=console)
     except RLMathError as exc:

@@ -59,6 +59,16 @@ class DataConfig(_Section):
     split: str = "train"
     question_field: str = "question"
     answer_field: str = "answer"
+    @field_validator("families", "eval_families")
+    @classmethod
+    def _known_families(cls, names: list[str]) -> list[str]:
+        from rlmath.synth import FAMILIES
+
+        unknown = sorted(set(names) - set(FAMILIES))
+        if unknown:
+            raise ValueError(f"unknown families {unknown}; known: {sorted(FAMILIES)}")
+        return names
+
     curriculum: bool = False
     """Prefer problems whose recent pass rate is in [curriculum_low, curriculum_high]."""
     curriculum_low: float = Field(0.2, ge=0.0, le=1.0)

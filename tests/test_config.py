@@ -79,3 +79,8 @@ def test_cli_exits_2_naming_the_key_without_traceback(bad: str, tmp_path: Path) 
 def test_unknown_reward_name_is_rejected_at_load_time() -> None:
     with pytest.raises(ConfigError, match="rewards.weights"):
         load_config(None, ["rewards.weights={correct: 1.0, vibes: 2.0}"])
+
+
+def test_unknown_family_is_rejected_at_load_time() -> None:
+    with pytest.raises(ConfigError, match="data.families"):
+        load_config(None, ["data.families=[add,calculus_of_doom]"])

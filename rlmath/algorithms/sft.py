@@ -23,8 +23,9 @@ from rlmath.prompts import chat_messages
 
 def sft_dataset(problems: list[Problem], config: Config):
     """Conversational prompt/completion rows; the completion is the verified worked solution."""
-    from datasets import Dataset
+    from datasets import Dataset, disable_progress_bars
 
+    disable_progress_bars()  # trl's map() bars would interleave with the run's own progress display
     rows = [{"prompt": chat_messages(p.question, config), "completion": [{"role": "assistant", "content": p.solution}]}
             for p in problems if p.solution]
     if not rows:

@@ -65,7 +65,8 @@ def _write_files(tmp: Path, splits: Dict[str, List[dict]], stats: dict) -> None:
     from datasets import Dataset, DatasetDict
 
     feats = features()
-    dd = DatasetDict({name: Dataset.from_list(rows, features=feats) for name, rows in splits.items()})
+    # An empty split saved to disk cannot be loaded back by `datasets`, so only non-empty splits are written.
+    dd = DatasetDict({name: Dataset.from_list(rows, features=feats) for name, rows in splits.items() if rows})
     bars_were_off = datasets.are_progress_bars_disabled()
     datasets.disable_progress_bars()  # the command prints its own summary; bars would interleave with it
     try:
@@ -82,7 +83,8 @@ def _write_rows(tmp: Path, dd, splits: Dict[str, List[dict]], stats: dict) -> No
         with open(tmp / f"{name}.jsonl", "w", encoding="utf-8") as fh:
             for row in rows:
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        dd[name].to_parquet(str(tmp / f"{name}.parquet"))
+        if name in dd:
+            dd[name].to_parquet(str(tmp / f"{name}.parquet"))
     (tmp / "README.md").write_text(card(splits, stats), encoding="utf-8")
     (tmp / STATS_FILE).write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
@@ -123,6 +125,7 @@ def card(splits: Dict[str, List[dict]], stats: dict) -> str:
         if decon
         else "Not decontaminated against an eval set."
     )
+    data_files = "\n".join(f"  - split: {name}\n    path: {name}.parquet" for name, rows in splits.items() if rows)
     return f"""---
 license: apache-2.0
 task_categories: [question-answering]
@@ -130,10 +133,7 @@ tags: [math, synthetic, rlmath, verifiable]
 configs:
 - config_name: default
   data_files:
-  - split: train
-    path: train.parquet
-  - split: test
-    path: test.parquet
+{data_files}
 ---
 
 # rlmath synthetic math problems
