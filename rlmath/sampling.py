@@ -110,10 +110,20 @@ def _from_vllm(output) -> Completion:
                       finish_reason=output.finish_reason or "stop")
 
 
+def _chosen_logprobs(step_logits, tokens):
+    """Log-prob of each generated token under the raw logits (not the temperature-warped scores),
+    one step at a time so no (B, T, V) log-softmax copy is ever built. Returns (B, T)."""
+    import torch
+
+    columns = [torch.log_softmax(logits.float(), dim=-1).gather(-1, tokens[:, t:t + 1]).squeeze(-1)
+               for t, logits in enumerate(step_logits)]  # T x (B,)
+    return torch.stack(columns, dim=1)
+
+
 class HFSampler:
     """transformers ``generate`` on a (peft) model; ``adapter=None`` samples the base with LoRA disabled."""
 
-    def __init__(self, model, tokenizer, *, batch_size: int = 64) -> None:
+    def __init__(self, model, tokenizer, *, batch_size: int = 32) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
@@ -144,14 +154,13 @@ class HFSampler:
                 input_ids=input_ids, attention_mask=attention, max_new_tokens=request.max_tokens,
                 do_sample=not greedy, temperature=None if greedy else request.temperature,
                 top_p=None if greedy else request.top_p, top_k=None if greedy else 0,
-                num_return_sequences=request.n, output_logits=True, return_dict_in_generate=True,
-                pad_token_id=self.tokenizer.pad_token_id,
+                num_return_sequences=request.n, return_dict_in_generate=True,
+                # Per-step logits cost T x (B, V) floats: only sampled rollouts need them (for the IS correction).
+                output_logits=not greedy, pad_token_id=self.tokenizer.pad_token_id,
             )
         self.model.train(was_training)
         new = out.sequences[:, input_ids.shape[1]:]  # (B*n, T)
-        # Raw logits (not the temperature-warped scores): the same distribution the trainer computes.
-        step_logprobs = torch.stack(out.logits, dim=1).float().log_softmax(-1)  # (B*n, T, V)
-        chosen = step_logprobs.gather(-1, new.unsqueeze(-1)).squeeze(-1)  # (B*n, T)
+        chosen = _chosen_logprobs(out.logits, new) if not greedy else torch.zeros(new.shape)  # (B*n, T)
         completions = [self._to_completion(new[i], chosen[i]) for i in range(new.shape[0])]
         return [completions[i * request.n:(i + 1) * request.n] for i in range(len(prompts))]
 
