@@ -244,18 +244,24 @@ def finish_run(trainer: Trainer, before: EvalResult, after: EvalResult, console)
     run_dir = trainer.tracker.run_dir
     save_adapter(trainer.policy.model, run_dir / "adapter")
     shutil.rmtree(run_dir / "adapters", ignore_errors=True)
-    (run_dir / "eval.json").write_text(json.dumps({"before": before.summary(), "after": after.summary()}, indent=2))
     from rlmath.plots import plot_gains, plot_training_curves
+    from rlmath.report import gains, gains_metrics, print_gains
+
+    summary = gains(before, after, list(trainer.config.data.families), seed=trainer.config.seed)
+    (run_dir / "eval.json").write_text(json.dumps({"before": before.summary(), "after": after.summary(),
+                                                   "gains": summary}, indent=2))
 
     plots = [plot_gains(before, after, run_dir / "reasoning_gains.png"),
              plot_training_curves(run_dir / "metrics.jsonl", run_dir / "training_curves.png")]
     for path in [run_dir / "adapter", run_dir / "eval.json", run_dir / "config.yaml", *plots]:
         trainer.tracker.log_artifact(path, "adapter" if path.name == "adapter" else None)
-    trainer.tracker.log_metrics({"eval/gain": after.accuracy - before.accuracy}, trainer.config.grpo.steps)
+    trainer.tracker.log_metrics({"eval/gain": after.accuracy - before.accuracy} | gains_metrics(summary),
+                                trainer.config.grpo.steps)
     from rlmath.registry import register_adapter
 
     register_adapter(trainer.tracker, before.metrics("eval/before") | after.metrics("eval/after"))
     trainer.tracker.finish()
+    print_gains(summary, console)
     console.print(f"held-out accuracy: before {before.accuracy:.3f} [{before.ci_low:.3f}, {before.ci_high:.3f}] → "
                   f"after {after.accuracy:.3f} [{after.ci_low:.3f}, {after.ci_high:.3f}] (n={after.total}, 95% CI)")
     if trainer.tracker.run_id:
