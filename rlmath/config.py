@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class ConfigError(ValueError):
@@ -73,6 +73,17 @@ class DataConfig(_Section):
     """Prefer problems whose recent pass rate is in [curriculum_low, curriculum_high]."""
     curriculum_low: float = Field(0.2, ge=0.0, le=1.0)
     curriculum_high: float = Field(0.8, ge=0.0, le=1.0)
+    max_difficulty: int | None = Field(None, ge=1, le=5)
+    """Train on levels ``difficulty``..``max_difficulty``, climbing one level at a time (see curriculum.py)."""
+    promote_at: float = Field(0.8, ge=0.0, le=1.0)
+    """Mean pass rate of the last ``promote_window`` groups at the current level that moves it up."""
+    promote_window: int = Field(32, ge=1)
+
+    @model_validator(mode="after")
+    def _level_range(self) -> "DataConfig":
+        if self.max_difficulty is not None and self.max_difficulty < self.difficulty:
+            raise ValueError(f"max_difficulty ({self.max_difficulty}) is below difficulty ({self.difficulty})")
+        return self
 
 
 class PromptConfig(_Section):

@@ -1,11 +1,18 @@
-"""Which problems to sample next: plain shuffled epochs, or a pass-rate curriculum.
+"""Which problems to sample next: plain shuffled epochs, or a pass-rate curriculum that climbs levels.
 
 A GRPO group whose k samples all pass (or all fail) has zero advantage and teaches nothing, so the
 curriculum keeps drawing problems whose recent pass rate is between ``low`` and ``high`` and
 down-weights the ones the model has mastered or cannot touch yet (unseen problems count as useful).
+
+Difficulty escalation: when the pool spans several levels, only problems at or below the current
+level are drawn (lower levels at ``off_weight``, to rehearse without spending the batch on them).
+Once the mean pass rate of the last ``promote_window`` groups at the current level reaches
+``promote_at``, the level goes up by one: the model is moved on before its groups stop carrying signal.
 """
 
 from __future__ import annotations
+
+from collections import deque
 
 import numpy as np
 
@@ -14,7 +21,8 @@ from rlmath.data import Problem
 
 class ProblemPicker:
     def __init__(self, problems: list[Problem], seed: int, *, curriculum: bool, low: float = 0.2,
-                 high: float = 0.8, off_weight: float = 0.1) -> None:
+                 high: float = 0.8, off_weight: float = 0.1, promote_at: float = 0.8,
+                 promote_window: int = 32) -> None:
         if not problems:
             raise ValueError("no training problems")
         self.problems = problems
@@ -22,26 +30,39 @@ class ProblemPicker:
         self.low, self.high, self.off_weight = low, high, off_weight
         self.rng = np.random.default_rng(seed)
         self.pass_rate = np.full(len(problems), np.nan)  # latest group pass rate per problem, (P,)
+        self.difficulty = np.array([p.difficulty for p in problems])  # (P,)
+        self.levels = sorted(set(self.difficulty.tolist()))
+        self.level = self.levels[0]
+        self.promote_at = promote_at
+        self.recent: deque[float] = deque(maxlen=promote_window)  # pass rates at the current level
         self._order: list[int] = []
 
     def next_batch(self, count: int) -> list[int]:
         """Indices of the next ``count`` problems (no repeats within a batch)."""
-        count = min(count, len(self.problems))
+        eligible = np.flatnonzero(self.difficulty <= self.level)
+        count = min(count, len(eligible))
         if self.curriculum:
-            return self.rng.choice(len(self.problems), size=count, replace=False, p=self._weights()).tolist()
+            return self.rng.choice(eligible, size=count, replace=False, p=self._weights(eligible)).tolist()
         while len(self._order) < count:
-            self._order.extend(self.rng.permutation(len(self.problems)).tolist())
+            self._order.extend(self.rng.permutation(eligible).tolist())
         batch, self._order = self._order[:count], self._order[count:]
         return batch
 
-    def _weights(self) -> np.ndarray:
-        rate = self.pass_rate
-        useful = np.isnan(rate) | ((rate >= self.low) & (rate <= self.high))
+    def _weights(self, eligible: np.ndarray) -> np.ndarray:
+        rate = self.pass_rate[eligible]
+        useful = (np.isnan(rate) | ((rate >= self.low) & (rate <= self.high))) & (self.difficulty[eligible] == self.level)
         weights = np.where(useful, 1.0, self.off_weight)
         return weights / weights.sum()
 
     def update(self, indices: list[int], pass_rates: list[float]) -> None:
+        """Record group pass rates; promote to the next level once the current one is mostly solved."""
         self.pass_rate[np.asarray(indices)] = np.asarray(pass_rates, dtype=float)
+        self.recent.extend(rate for i, rate in zip(indices, pass_rates) if self.difficulty[i] == self.level)
+        higher = [level for level in self.levels if level > self.level]
+        if higher and len(self.recent) == self.recent.maxlen and np.mean(self.recent) >= self.promote_at:
+            self.level = higher[0]
+            self.recent.clear()
+            self._order = []  # plain epochs restart over the widened pool
 
     def in_band_fraction(self) -> float:
         """Share of seen problems inside the useful band: a curriculum health metric."""

@@ -30,14 +30,15 @@ def load_problems(config: Config, split: Literal["train", "eval"]) -> list[Probl
     if data.source == "dataset":
         return _dataset_split(data, split)
     if split == "train":
-        return _synthetic(data.families, data.train_size, data.train_seed, data.difficulty, "train")
+        levels = (data.difficulty, data.max_difficulty or data.difficulty)  # a range when escalating
+        return _synthetic(data.families, data.train_size, data.train_seed, levels, "train")
     families = data.families + [f for f in data.eval_families if f not in data.families]
     per_family = max(1, data.eval_size // max(len(data.families), 1))
     # Equal counts per family, so a per-family accuracy is never a handful of items.
     return [p for name in families for p in _synthetic([name], per_family, data.eval_seed, data.difficulty, "test")]
 
 
-def _synthetic(families: list[str], n: int, seed: int, difficulty: int, split: str) -> list[Problem]:
+def _synthetic(families: list[str], n: int, seed: int, difficulty: int | tuple[int, int], split: str) -> list[Problem]:
     """``n`` problems of one side of the engine's train/test split (it sends about 10% to test)."""
     from rlmath.synth import FAMILIES, generate
 

@@ -127,8 +127,9 @@ def setup(config: Config) -> Trainer:
     tracker = Tracker(config, new_run_dir(config, config.algorithm), kind="train")
     params = [p for p in policy.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.grpo.learning_rate, weight_decay=config.grpo.weight_decay)
-    picker = ProblemPicker(train, config.seed, curriculum=config.data.curriculum,
-                           low=config.data.curriculum_low, high=config.data.curriculum_high)
+    picker = ProblemPicker(train, config.seed, curriculum=config.data.curriculum, low=config.data.curriculum_low,
+                           high=config.data.curriculum_high, promote_at=config.data.promote_at,
+                           promote_window=config.data.promote_window)
     sampler = build_sampler(config, base, policy)
     return Trainer(config, tracker, policy, PromptEncoder(policy.tokenizer, config), sampler, optimizer, picker,
                    train, held_out)
@@ -215,7 +216,8 @@ def step_metrics(trainer: Trainer, groups, scored: Scored, rewards: torch.Tensor
                "accuracy": float(np.mean(scored.correct)), "completion/mean_tokens": float(np.mean(lengths)),
                "completion/max_tokens": float(max(lengths)), "completion/truncated_fraction": float(np.mean(truncated)),
                "time/sample_s": sample_s, "throughput/tokens_per_s": sum(lengths) / max(sample_s, 1e-9),
-               "curriculum/in_band_fraction": trainer.picker.in_band_fraction()}
+               "curriculum/in_band_fraction": trainer.picker.in_band_fraction(),
+               "curriculum/level": float(trainer.picker.level)}
     metrics.update({f"status/{name}": float(count) for name, count in scored.status_counts().items()})
     return metrics
 

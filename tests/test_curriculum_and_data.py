@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rlmath.config import load_config
+from rlmath.config import ConfigError, load_config
 from rlmath.curriculum import ProblemPicker
 from rlmath.data import Problem, load_problems, rows_to_problems
 from rlmath.errors import RLMathError
@@ -33,6 +33,50 @@ def test_curriculum_prefers_problems_inside_the_pass_rate_band() -> None:
     drawn = np.concatenate([picker.next_batch(10) for _ in range(50)])
     assert (drawn >= 50).mean() > 0.9
     assert picker.in_band_fraction() == pytest.approx(0.5)
+
+
+def leveled(per_level: int, levels: range) -> list[Problem]:
+    return [Problem(id=f"{level}-{i}", question=f"q{level}-{i}", answer=str(i), difficulty=level)
+            for level in levels for i in range(per_level)]
+
+
+@pytest.mark.parametrize("curriculum", [True, False])
+def test_escalation_draws_only_up_to_the_current_level(curriculum: bool) -> None:
+    pool = leveled(20, range(1, 4))
+    picker = ProblemPicker(pool, seed=0, curriculum=curriculum, promote_window=8)
+    drawn = [pool[i].difficulty for _ in range(10) for i in picker.next_batch(8)]
+    assert set(drawn) == {1}
+
+
+def test_escalation_promotes_once_the_level_is_mostly_solved_and_keeps_rehearsing() -> None:
+    pool = leveled(20, range(1, 4))
+    picker = ProblemPicker(pool, seed=0, curriculum=True, promote_at=0.8, promote_window=8)
+    batch = picker.next_batch(8)
+    picker.update(batch, [0.5] * 8)  # learnable, not mastered: stay
+    assert picker.level == 1
+    batch = picker.next_batch(8)
+    picker.update(batch, [1.0] * 8)  # the last 8 groups at level 1 average 1.0
+    assert picker.level == 2
+    drawn = np.array([pool[i].difficulty for _ in range(50) for i in picker.next_batch(8)])
+    assert set(drawn.tolist()) == {1, 2}
+    assert (drawn == 2).mean() > 0.7  # the new level dominates; level 1 is rehearsed at off_weight
+
+
+def test_escalation_stops_at_the_top_level_and_config_rejects_an_inverted_range() -> None:
+    picker = ProblemPicker(leveled(10, range(1, 3)), seed=0, curriculum=True, promote_window=4)
+    for _ in range(5):
+        batch = picker.next_batch(4)
+        picker.update(batch, [1.0] * 4)
+    assert picker.level == 2
+    with pytest.raises(ConfigError, match="data: .*max_difficulty"):
+        load_config(ROOT / "configs/default.yaml", ["data.difficulty=3", "data.max_difficulty=2"])
+
+
+def test_escalating_config_trains_on_every_level_and_evaluates_on_the_first() -> None:
+    config = load_config(ROOT / "configs/default.yaml", ["data.train_size=300", "data.eval_size=20",
+                                                         "data.max_difficulty=3"])
+    assert {p.difficulty for p in load_problems(config, "train")} == {1, 2, 3}
+    assert {p.difficulty for p in load_problems(config, "eval")} == {1}
 
 
 def test_eval_split_never_shares_a_question_with_train_and_is_balanced() -> None:
