@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from rewards.extract import last_boxed
 from rlmath.data import Problem, read_rows
 from rlmath.errors import RLMathError
 
@@ -48,35 +49,18 @@ class EvalSet:
     category_field: str | None
 
 
-def last_boxed(text: str) -> str | None:
-    r"""Content of the last ``\boxed{...}`` (or ``\fbox{...}``), nested braces included.
-
-    >>> last_boxed(r"so $\boxed{\frac{1}{2}}$ and finally \boxed{3}")
-    '3'
-    >>> last_boxed(r"\boxed{\frac{a}{b}}")
-    '\\frac{a}{b}'
-    >>> last_boxed("no box") is None
-    True
-    """
-    starts = [m.end() for m in re.finditer(r"\\(?:boxed|fbox)\s*\{", text)]
-    if not starts:
-        return None
-    start = starts[-1]
-    depth = 1
-    for index in range(start, len(text)):
-        depth += {"{": 1, "}": -1}.get(text[index], 0)
-        if depth == 0:
-            return text[start:index].strip()
-    return None
-
-
 def gold_answer(text: str) -> str:
     r"""The gold answer inside a reference solution: after GSM8K's ``####``, else the last ``\boxed{}``.
+
+    Boxes are found by the same ``rewards`` extraction that reads model answers, so a gold and a
+    completion written the same way are read the same way.
 
     >>> gold_answer("She sells 16 - 3 - 4 = 9 eggs.\n#### 1,800")
     '1800'
     >>> gold_answer(r"Thus the answer is $\boxed{\dfrac{3}{4}}$.")
     '\\dfrac{3}{4}'
+    >>> gold_answer(r"so $\boxed{\frac{1}{2}}$ and finally \boxed{3}"), gold_answer(r"\boxed{\frac{a}{b}}")
+    ('3', '\\frac{a}{b}')
     >>> gold_answer("42")
     '42'
     """

@@ -3,7 +3,7 @@
 The trainer calls :func:`evaluate` before and after training with the sampler it already has (so no
 second engine starts; ``eval.k: [1]`` keeps that greedy-only and cheap). ``rlmath eval``
 (:mod:`rlmath.eval_command`) builds its own sampler, asks for ``--k 1,4,8`` and compares base and
-adapter on the same items. Scoring goes through :func:`rlmath.scoring.score`, the same ``rewards``
+adapter on the same items. Scoring goes through :func:`rlmath.scoring.score_groups`, the same ``rewards``
 path training uses, so an eval number and a training reward can never disagree on what is correct.
 """
 
@@ -19,7 +19,7 @@ from rlmath.data import Problem
 from rlmath.metrics import bootstrap_ci, majority_correct, pass_at_k
 from rlmath.prompts import PromptEncoder
 from rlmath.sampling import AdapterRef, Completion, Sampler, SamplingRequest
-from rlmath.scoring import Scored, score
+from rlmath.scoring import Scored, score_groups
 
 __all__ = ["EvalResult", "evaluate", "bootstrap_ci"]
 
@@ -123,10 +123,8 @@ def _generate(sampler: Sampler, prompts, request: SamplingRequest, adapter) -> t
 
 
 def _score(problems: list[Problem], groups: list[list[Completion]], config: Config) -> Scored:
-    """Verify every completion of every group (flattened, problem-major) with the training scorer."""
-    flat = [c for group in groups for c in group]
-    golds = [p.answer for p, group in zip(problems, groups) for _ in group]
-    return score(golds, [c.text for c in flat], [len(c.token_ids) for c in flat], config.rewards, config.eval.max_tokens)
+    """Verify every completion of every group with the training scorer, at the eval length budget."""
+    return score_groups([p.answer for p in problems], groups, config.rewards, config.eval.max_tokens)
 
 
 def _sampled_item_scores(scored: Scored, problems: int, n: int, ks: list[int]) -> dict[str, list[float]]:

@@ -27,7 +27,7 @@ from rlmath.models import resolve_model
 from rlmath.policy import load_policy, save_adapter, sequence_logprobs
 from rlmath.prompts import PromptEncoder
 from rlmath.sampling import AdapterRef, Completion, Sampler, SamplingRequest, build_sampler
-from rlmath.scoring import Scored, score
+from rlmath.scoring import Scored, score_groups
 from rlmath.tracking import Tracker, new_run_dir
 
 
@@ -146,14 +146,13 @@ def sample_rollouts(trainer: Trainer, problems: list[Problem]) -> tuple[list[lis
 
 def score_rollouts(trainer: Trainer, problems: list[Problem], groups) -> tuple[Scored, torch.Tensor]:
     """Verify every completion; rewards as an (N, k) tensor, with DAPO overlong shaping if set."""
-    flat = [c for group in groups for c in group]
-    golds = [p.answer for p, group in zip(problems, groups) for _ in group]
     max_tokens = trainer.config.sampling.max_tokens
-    scored = score(golds, [c.text for c in flat], [len(c.token_ids) for c in flat], trainer.config.rewards, max_tokens)
+    scored = score_groups([p.answer for p in problems], groups, trainer.config.rewards, max_tokens)
     values = torch.tensor(scored.rewards, dtype=torch.float32)
     buffer = trainer.config.grpo.overlong_buffer
     if buffer:
-        over = torch.tensor([len(c.token_ids) - (max_tokens - buffer) for c in flat], dtype=torch.float32)
+        over = torch.tensor([len(c.token_ids) - (max_tokens - buffer) for group in groups for c in group],
+                            dtype=torch.float32)
         values = values - torch.clamp(over / buffer, 0.0, 1.0)
     return scored, values.view(len(problems), -1)  # (N, k)
 

@@ -64,9 +64,17 @@ def bootstrap_ci(values: Sequence[float], *, resamples: int = 2000, seed: int = 
     """
     if len(values) == 0:
         return (float("nan"), float("nan"))
-    data = np.asarray(values, dtype=float)  # (N,)
+    return _percentiles(_resampled_means(np.asarray(values, dtype=float), resamples, seed), level)
+
+
+def _resampled_means(data: np.ndarray, resamples: int, seed: int) -> np.ndarray:
+    """Means of ``resamples`` seeded bootstrap resamples of ``data`` (N,); returns (R,)."""
     rng = np.random.default_rng(seed)
-    means = data[rng.integers(0, len(data), size=(resamples, len(data)))].mean(axis=1)  # (R,)
+    return data[rng.integers(0, len(data), size=(resamples, len(data)))].mean(axis=1)
+
+
+def _percentiles(means: np.ndarray, level: float) -> tuple[float, float]:
+    """The central ``level`` interval of the resampled means."""
     tail = (1.0 - level) / 2.0
     return (float(np.quantile(means, tail)), float(np.quantile(means, 1.0 - tail)))
 
@@ -86,11 +94,9 @@ def paired_bootstrap(base: Sequence[float], other: Sequence[float], *, resamples
     diffs = np.asarray(other, dtype=float) - np.asarray(base, dtype=float)  # (N,)
     if len(diffs) == 0:
         return {"mean": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "p_le_zero": float("nan")}
-    rng = np.random.default_rng(seed)
-    means = diffs[rng.integers(0, len(diffs), size=(resamples, len(diffs)))].mean(axis=1)  # (R,)
-    tail = (1.0 - level) / 2.0
-    return {"mean": float(diffs.mean()), "ci_low": float(np.quantile(means, tail)),
-            "ci_high": float(np.quantile(means, 1.0 - tail)), "p_le_zero": float(np.mean(means <= 0.0))}
+    means = _resampled_means(diffs, resamples, seed)  # (R,)
+    low, high = _percentiles(means, level)
+    return {"mean": float(diffs.mean()), "ci_low": low, "ci_high": high, "p_le_zero": float(np.mean(means <= 0.0))}
 
 
 def parse_ks(text: str) -> list[int]:

@@ -11,6 +11,22 @@ matplotlib.use("Agg")  # headless: no display on training machines
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+MODEL_COLORS = {"base": "#9aa5b1", "adapter": "#2b8a3e"}
+"""One colour per model in every eval plot (base grey, adapter green, as in the gains plot)."""
+
+
+def _save(fig, out: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def _bar_positions(count: int, index: int, models: int, width: float) -> list[float]:
+    """x of model ``index``'s bars when ``models`` bars of ``width`` share each of ``count`` slots."""
+    return [i + (index - (models - 1) / 2) * width for i in range(count)]
+
+
 def plot_gains(before, after, out: Path) -> Path:
     """Held-out accuracy before vs after, overall and per family, with 95% CI bars on the totals."""
     families = sorted(set(before.by_family) | set(after.by_family))
@@ -31,10 +47,7 @@ def plot_gains(before, after, out: Path) -> Path:
     ax.set_ylabel("greedy accuracy (held-out)")
     ax.set_title(f"Reasoning gains: {before.accuracy:.1%} → {after.accuracy:.1%} (n={after.total})")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 def plot_training_curves(metrics_file: Path, out: Path) -> Path:
@@ -63,10 +76,7 @@ def plot_training_curves(metrics_file: Path, out: Path) -> Path:
     right.set_xlabel("step")
     right.set_ylabel("greedy accuracy (held-out)")
     right.set_title("Held-out accuracy, 95% CI")
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 def _ci_error(values: list[float], cis: list[list[float]]) -> list[list[float]]:
@@ -81,15 +91,14 @@ def plot_eval_comparison(results: dict, out: Path, difference: dict | None = Non
     names = list(results)
     first = results[names[0]]
     metrics = ["accuracy", *first.pass_at_k, *first.maj_at_k]
-    colors = {"base": "#9aa5b1", "adapter": "#2b8a3e"}
     fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(metrics) + 2), 4))
     width = 0.8 / len(names)
     for index, name in enumerate(names):
         result = results[name]
         values = [result.accuracy if m == "accuracy" else {**result.pass_at_k, **result.maj_at_k}[m] for m in metrics]
         cis = [result.ci.get(m, []) for m in metrics]
-        xs = [i + (index - (len(names) - 1) / 2) * width for i in range(len(metrics))]
-        ax.bar(xs, values, width, label=name, color=colors.get(name, f"C{index}"),
+        xs = _bar_positions(len(metrics), index, len(names), width)
+        ax.bar(xs, values, width, label=name, color=MODEL_COLORS.get(name, f"C{index}"),
                yerr=_ci_error(values, cis), capsize=4, ecolor="black")
     ax.set_xticks(range(len(metrics)), ["greedy" if m == "accuracy" else m for m in metrics])
     ax.set_ylim(0, 1)
@@ -100,10 +109,7 @@ def plot_eval_comparison(results: dict, out: Path, difference: dict | None = Non
         title += f": adapter − base {d['mean']:+.1%} [{d['ci_low']:+.1%}, {d['ci_high']:+.1%}]"
     ax.set_title(title)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, out)
 
 
 def plot_categories(results: dict, out: Path, category: str = "family") -> Path:
@@ -114,15 +120,11 @@ def plot_categories(results: dict, out: Path, category: str = "family") -> Path:
     width = 0.8 / len(names)
     for index, name in enumerate(names):
         values = results[name].by_category.get(category, results[name].by_family)
-        xs = [i + (index - (len(names) - 1) / 2) * width for i in range(len(groups))]
-        ax.bar(xs, [values.get(g, 0.0) for g in groups], width, label=name,
-               color={"base": "#9aa5b1", "adapter": "#2b8a3e"}.get(name, f"C{index}"))
+        xs = _bar_positions(len(groups), index, len(names), width)
+        ax.bar(xs, [values.get(g, 0.0) for g in groups], width, label=name, color=MODEL_COLORS.get(name, f"C{index}"))
     ax.set_xticks(range(len(groups)), groups, rotation=30, ha="right")
     ax.set_ylim(0, 1)
     ax.set_ylabel("greedy accuracy")
     ax.set_title(f"Accuracy by {category}")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, out)

@@ -34,7 +34,7 @@ def register_adapter(tracker: Tracker, metrics: dict[str, float], *, artifact_pa
         return None
     from mlflow.exceptions import MlflowException
 
-    client = tracker._client
+    client = tracker.client
     try:
         client.get_registered_model(name)
     except MlflowException:

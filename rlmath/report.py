@@ -11,22 +11,22 @@ from __future__ import annotations
 from rlmath.metrics import bootstrap_ci, paired_bootstrap
 
 
-def _by_item(result) -> dict[tuple[str, str], tuple[str, float]]:
-    """(family, item id) -> (family, correct) from the greedy completion table."""
-    return {(row["family"], row["id"]): (row["family"], float(row["correct"])) for row in result.rows}
+def _by_item(result) -> dict[tuple[str, str], float]:
+    """(family, item id) -> correct (0 or 1) from the greedy completion table."""
+    return {(row["family"], row["id"]): float(row["correct"]) for row in result.rows}
 
 
 def gains(before, after, trained: list[str], seed: int = 0) -> dict[str, dict[str, float]]:
     """``{"trained": {...}, "untrained": {...}, "all": {...}}`` with accuracies, CIs and the paired gain."""
     start, end = _by_item(before), _by_item(after)
     shared = [item for item in start if item in end]
-    groups = {"trained": [i for i in shared if start[i][0] in trained],
-              "untrained": [i for i in shared if start[i][0] not in trained], "all": shared}
+    groups = {"trained": [i for i in shared if i[0] in trained],
+              "untrained": [i for i in shared if i[0] not in trained], "all": shared}
     summary: dict[str, dict[str, float]] = {}
     for name, items in groups.items():
         if not items:
             continue
-        b, a = [start[i][1] for i in items], [end[i][1] for i in items]
+        b, a = [start[i] for i in items], [end[i] for i in items]
         b_low, b_high = bootstrap_ci(b, seed=seed)
         a_low, a_high = bootstrap_ci(a, seed=seed)
         diff = paired_bootstrap(b, a, seed=seed)

@@ -32,3 +32,10 @@ def score(golds: list[str], texts: list[str], lengths: list[int], config: Reward
     verdicts = rewards.verify_batch(golds, texts, timeout=config.timeout, workers=config.workers)
     values = rewards.combine_rewards(texts, verdicts, dict(config.weights), lengths=lengths, max_length=max_length)
     return Scored(verdicts=verdicts, rewards=list(values))
+
+
+def score_groups(golds: list[str], groups: list[list], config: RewardsConfig, max_length: int) -> Scored:
+    """Score k completions per problem: ``groups[i]`` answers ``golds[i]``; verdicts come back problem-major."""
+    flat = [c for group in groups for c in group]
+    repeated = [gold for gold, group in zip(golds, groups) for _ in group]
+    return score(repeated, [c.text for c in flat], [len(c.token_ids) for c in flat], config, max_length)

@@ -57,11 +57,17 @@ class Tracker:
         if config.tracking.mlflow:
             self._start_mlflow(kind, parent_run_id)
 
+    @property
+    def client(self):
+        """The ``MlflowClient`` of this run's store, for callers that go beyond logging (the registry)."""
+        return self._client
+
     def _start_mlflow(self, kind: str, parent_run_id: str | None) -> None:
         import mlflow
 
         self.uri = tracking_uri(self.config)
         mlflow.set_tracking_uri(self.uri)
+        self._client = mlflow.MlflowClient(self.uri)
         experiment = mlflow.get_experiment_by_name(self.config.tracking.experiment)
         if experiment is None:
             artifacts = None
@@ -72,11 +78,10 @@ class Tracker:
         else:
             experiment_id = experiment.experiment_id
             if _KIND_TAG not in experiment.tags:  # made by an older rlmath or by hand
-                mlflow.MlflowClient(self.uri).set_experiment_tag(experiment_id, _KIND_TAG, _EXPERIMENT_TAGS[_KIND_TAG])
+                self._client.set_experiment_tag(experiment_id, _KIND_TAG, _EXPERIMENT_TAGS[_KIND_TAG])
         tags = {"rlmath.kind": kind, "rlmath.run_dir": str(self.run_dir.resolve())}
         if parent_run_id:
             tags["mlflow.parentRunId"] = parent_run_id
-        self._client = mlflow.MlflowClient(self.uri)
         run = self._client.create_run(experiment_id, run_name=self.run_dir.name, tags=tags)
         self.run_id = run.info.run_id
         params = flat_params(self.config)

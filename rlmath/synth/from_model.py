@@ -25,7 +25,7 @@ def sample_verified(config: Config, out: Path, n: int, k: int, console=None) -> 
     from rlmath.policy import load_policy
     from rlmath.prompts import PromptEncoder
     from rlmath.sampling import build_sampler
-    from rlmath.scoring import score
+    from rlmath.scoring import score_groups
     from rlmath.synth.export import write_dataset
 
     started = time.perf_counter()
@@ -41,18 +41,17 @@ def sample_verified(config: Config, out: Path, n: int, k: int, console=None) -> 
                                   adapter)
     finally:
         sampler.close()
-    flat = [c for group in groups for c in group]
-    scored = score([p.answer for p, g in zip(problems, groups) for _ in g], [c.text for c in flat],
-                   [len(c.token_ids) for c in flat], config.rewards, config.sampling.max_tokens)
+    samples = sum(len(group) for group in groups)
+    scored = score_groups([p.answer for p in problems], groups, config.rewards, config.sampling.max_tokens)
     items = kept_items(problems, groups, scored.correct, config.model.name_or_path)
     if not items:
-        raise RLMathError(f"--from-model: none of {len(flat)} samples from {config.model.name_or_path} verified "
+        raise RLMathError(f"--from-model: none of {samples} samples from {config.model.name_or_path} verified "
                           f"on {len(problems)} problems; nothing written to {out}")
     stats = _stats(config, n, k, len(problems), items, time.perf_counter() - started)
     write_dataset(items, out, stats)
     if console is not None:
         console.print(f"kept {len(items)} of {len(problems)} problems with a verified solution "
-                      f"({len(flat)} samples, {sum(scored.correct)} correct) -> {out}")
+                      f"({samples} samples, {sum(scored.correct)} correct) -> {out}")
     return out
 
 
