@@ -27,26 +27,30 @@ SPELLINGS = ["5", "-5", "x = 5", "y=5", "5\\%", "500\\%", "0.05", "5.0", "05", "
              "50 percent", "x = 50\\%", "22/7", "3.143", "2/3", "0.667", "0.6667", "66.7\\%", "66.667\\%"]
 
 
-def _agrees(gold: str, pred_text: str, options: Options) -> None:
+def _agrees(gold: str, pred_text: str, options: Options) -> bool:
+    """Assert the fast verdict equals the full one; True when the fast path answered (did not defer)."""
     candidates = answer_candidates(pred_text, options.number_fallback)
     if not candidates:
-        return
+        return False
     quick = quick_verdict(gold, candidates[0], options)
     if quick is not None:
         assert quick == full_verdict(gold, candidates, options), (gold, pred_text, options)
+    return quick is not None
 
 
 @pytest.mark.parametrize("options", OPTIONS, ids=["default", "strict", "no-percent"])
 def test_fast_path_matches_full_path_on_public_cases(options):
-    for case in load_cases():
-        _agrees(case["gold"], case["pred"], options)
+    answered = sum(_agrees(case["gold"], case["pred"], options) for case in load_cases())
+    assert answered >= 100  # the comparison is not vacuous: the fast path answers a third of the cases
 
 
 @pytest.mark.parametrize("options", OPTIONS, ids=["default", "strict", "no-percent"])
 def test_fast_path_matches_full_path_on_spellings(options):
+    answered = 0
     for gold, pred in product(SPELLINGS, repeat=2):
-        _agrees(gold, pred, options)
-        _agrees(f"$\\boxed{{{gold}}}$", f"so the answer is \\boxed{{{pred}}}.", options)
+        answered += _agrees(gold, pred, options)
+        answered += _agrees(f"$\\boxed{{{gold}}}$", f"so the answer is \\boxed{{{pred}}}.", options)
+    assert answered >= len(SPELLINGS) ** 2  # most pairs (bare and boxed) are compared, not deferred
 
 
 def test_fast_path_covers_common_numbers():
