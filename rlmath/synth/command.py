@@ -53,7 +53,7 @@ def parse_difficulty(text: str) -> Tuple[int, int]:
     return lo, hi
 
 
-def _version() -> str:
+def rlmath_version() -> str:
     """Installed rlmath version (the card records it)."""
     try:
         from importlib.metadata import version
@@ -82,7 +82,7 @@ def run_synth(
     gen_stats = dict(engine.last_stats)
     stats = {
         "engine_version": engine.ENGINE_VERSION,
-        "rlmath_version": _version(),
+        "rlmath_version": rlmath_version(),
         "seed": seed,
         "n_requested": n,
         "families": names or list(FAMILIES),

@@ -73,9 +73,9 @@ def kept_items(problems, groups, correct: list[bool], model: str) -> list[dict]:
 
 def _stats(config: Config, n: int, k: int, problems: int, items: list[dict], seconds: float) -> dict:
     from rlmath.synth import engine
-    from rlmath.synth.command import _version
+    from rlmath.synth.command import rlmath_version
 
-    return {"engine_version": engine.ENGINE_VERSION, "rlmath_version": _version(), "seed": config.data.train_seed,
+    return {"engine_version": engine.ENGINE_VERSION, "rlmath_version": rlmath_version(), "seed": config.data.train_seed,
             "n_requested": n, "families": list(config.data.families), "difficulty": [config.data.difficulty] * 2,
             "check": "rewards.verify_batch on model samples", "retried": 0, "dropped_check": problems - len(items),
             "command": "rlmath synth --from-model " + shlex.join([f"--n={n}", f"--k={k}"]),
