@@ -115,11 +115,15 @@ def one_training_step(trainer: Trainer, step: int) -> dict[str, float]:
 
 
 def setup(config: Config) -> Trainer:
-    """Seed everything, load data and model, start the sampler and the tracker."""
+    """Resolve the model, then seed everything, load data and model, start the sampler and the tracker.
+
+    Seeding comes after ``resolve_model``: a cold cache builds the model, and nothing that happens only
+    on a machine's first run may shift the run's random stream.
+    """
+    base = resolve_model(config.model.name_or_path)
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
-    base = resolve_model(config.model.name_or_path)
     train, held_out = load_problems(config, "train"), load_problems(config, "eval")
     if config.eval.limit:
         held_out = held_out[: config.eval.limit]

@@ -17,9 +17,12 @@ import hashlib
 import importlib.metadata
 import json
 import os
+import random
 import shutil
 import tempfile
 from pathlib import Path
+
+import numpy as np
 
 from rlmath.errors import RLMathError
 
@@ -94,7 +97,7 @@ def _atomic_build(target: Path, build) -> Path:
 
 def _embedded_folder(name: str) -> Path:
     gguf = find_gguf(name)
-    return _atomic_build(cache_dir() / "models" / name, lambda tmp: _convert_gguf(gguf, tmp))
+    return _atomic_build(cache_dir() / "models" / name, lambda tmp: _without_global_rng(_convert_gguf, gguf, tmp))
 
 
 def _convert_gguf(gguf: Path, out: Path) -> None:
@@ -117,7 +120,26 @@ def _tiny_folder(name: str) -> Path:
     tokenizer_dir = _embedded_folder("smollm2-135m-instruct")
     shape = TINY[name]
     digest = hashlib.sha1(json.dumps(shape, sort_keys=True).encode()).hexdigest()[:8]  # a new shape, a new folder
-    return _atomic_build(cache_dir() / "models" / f"tiny-{name}-{digest}", lambda tmp: _build_tiny(shape, tokenizer_dir, tmp))
+    return _atomic_build(cache_dir() / "models" / f"tiny-{name}-{digest}",
+                         lambda tmp: _without_global_rng(_build_tiny, shape, tokenizer_dir, tmp))
+
+
+def _without_global_rng(build, *args) -> None:
+    """Run a model build without leaving a trace on the process's RNGs.
+
+    Building draws random numbers (``from_config`` initialises weights, the tiny model seeds torch),
+    so a first run on a machine, which builds, would otherwise diverge from every later run, which
+    finds the cache warm. The same seed must give the same run either way.
+    """
+    import torch
+
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        try:
+            build(*args)
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
 
 
 def _build_tiny(shape: dict, tokenizer_dir: Path, out: Path) -> None:

@@ -107,12 +107,17 @@ def test_local_jsonl_dataset_source(tmp_path: Path) -> None:
     assert len(load_problems(config, "train")) == 10
 
 
-def test_first_step_is_reproducible_from_the_seed(tmp_path: Path) -> None:
-    """Same seed, same data, same first-step metrics (HF backend: deterministic on CPU)."""
+def test_first_step_is_reproducible_from_the_seed(tmp_path: Path, monkeypatch) -> None:
+    """Same seed, same first-step metrics, whether or not the model cache is warm.
+
+    Run "a" starts from an empty ``RLMATH_CACHE`` (it converts the embedded GGUF and builds the tiny
+    model, as on a fresh machine); run "b" finds both in the cache. HF backend: deterministic on CPU.
+    """
     from rich.console import Console
 
     from rlmath.loop import run_training
 
+    monkeypatch.setenv("RLMATH_CACHE", str(tmp_path / "empty-cache"))
     firsts = []
     for name in ("a", "b"):
         config = load_config(ROOT / "configs/smoke.yaml", [f"output_dir={tmp_path}", f"run_name={name}",
