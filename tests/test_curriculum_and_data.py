@@ -92,12 +92,12 @@ def test_eval_split_never_shares_a_question_with_train_and_is_balanced() -> None
 
 def test_synthetic_splits_repeat_no_question_and_share_none() -> None:
     """Small families repeat themselves; a split must not (compared case- and space-insensitively)."""
-    config = load_config(ROOT / "configs/default.yaml", ["data.train_size=300", "data.eval_size=60",
+    config = load_config(ROOT / "configs/default.yaml", ["data.train_size=300", "data.eval_size=30",
                                                          "data.families=[pythagoras,probability,counting]",
                                                          "data.max_difficulty=3"])
     train, held_out = load_problems(config, "train"), load_problems(config, "eval")
     norm = [[" ".join(p.question.lower().split()) for p in side] for side in (train, held_out)]
-    assert len(train) == 300 and len(held_out) == 60
+    assert len(train) == 300 and len(held_out) >= 30  # 10 per family, eval-only families included
     assert all(len(set(side)) == len(side) for side in norm)
     assert not set(norm[0]) & set(norm[1])
 
