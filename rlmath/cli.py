@@ -112,7 +112,7 @@ def synth(
     out: Path = typer.Option(..., help="Output folder (a datasets.save_to_disk folder + JSONL/parquet + card)."),
     families: Optional[str] = typer.Option(None, help="Comma-separated family names (default: all)."),
     difficulty: str = typer.Option("1-5", help="A level (3) or a range (1-5)."),
-    decontaminate_against: Optional[str] = typer.Option(None, help="Eval set path or hub id to drop overlaps with."),
+    decontaminate_against: Optional[str] = typer.Option(None, help="Eval set to drop overlaps with: gsm8k, math, math500, a local file/folder or a hub id."),
     from_model: bool = typer.Option(False, "--from-model", help="Rejection-sample verified solutions from -c's model."),
     config: Optional[Path] = ConfigOpt,
     set_: Optional[List[str]] = SetOpt,
@@ -124,14 +124,18 @@ def synth(
     try:
         if from_model:
             cfg = _load(config, set_)
-            from rlmath.synth.from_model import sample_verified
+            from rlmath.self_data import sample_verified
 
             sample_verified(cfg, out, n=n, k=k, console=console)
             return
+        from rlmath.sources import question_texts
         from rlmath.synth.command import run_synth
+        from rlmath.synth.decontam import EvalTexts
 
-        run_synth(n=n, seed=seed, out=out, families=families, difficulty=difficulty,
-                  decontaminate_against=decontaminate_against, console=console)
+        against = (EvalTexts(decontaminate_against, question_texts(decontaminate_against))
+                   if decontaminate_against else None)
+        run_synth(n=n, seed=seed, out=out, families=families, difficulty=difficulty, decontaminate=against,
+                  console=console)
     except RLMathError as exc:
         _fail(str(exc))
 

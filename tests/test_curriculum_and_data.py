@@ -10,7 +10,8 @@ import pytest
 
 from rlmath.config import ConfigError, load_config
 from rlmath.curriculum import ProblemPicker
-from rlmath.data import Problem, load_problems, rows_to_problems
+from rlmath.data import Problem, load_problems
+from rlmath.sources import Fields, rows_to_problems
 from rlmath.errors import RLMathError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,6 +90,18 @@ def test_eval_split_never_shares_a_question_with_train_and_is_balanced() -> None
     assert len(set(counts.values())) == 1 and min(counts.values()) > 0, counts
 
 
+def test_synthetic_splits_repeat_no_question_and_share_none() -> None:
+    """Small families repeat themselves; a split must not (compared case- and space-insensitively)."""
+    config = load_config(ROOT / "configs/default.yaml", ["data.train_size=300", "data.eval_size=30",
+                                                         "data.families=[pythagoras,probability,counting]",
+                                                         "data.max_difficulty=3"])
+    train, held_out = load_problems(config, "train"), load_problems(config, "eval")
+    norm = [[" ".join(p.question.lower().split()) for p in side] for side in (train, held_out)]
+    assert len(train) == 300 and len(held_out) >= 30  # 10 per family, eval-only families included
+    assert all(len(set(side)) == len(side) for side in norm)
+    assert not set(norm[0]) & set(norm[1])
+
+
 def test_same_seed_gives_the_same_problems() -> None:
     config = load_config(ROOT / "configs/smoke.yaml")
     assert load_problems(config, "train") == load_problems(config, "train")
@@ -96,7 +109,7 @@ def test_same_seed_gives_the_same_problems() -> None:
 
 def test_dataset_rows_name_the_missing_field() -> None:
     with pytest.raises(RLMathError, match="'problem'"):
-        rows_to_problems([{"question": "1+1", "answer": "2"}], "problem", "answer", "data.jsonl")
+        rows_to_problems([{"question": "1+1", "answer": "2"}], Fields("problem", "answer"), "data.jsonl")
 
 
 def test_local_jsonl_dataset_source(tmp_path: Path) -> None:

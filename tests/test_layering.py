@@ -44,3 +44,13 @@ def test_cli_import_is_light() -> None:
     code = "import sys, rlmath.cli; print(sorted(m for m in ('torch','vllm','mlflow','transformers') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]"
+
+
+SYNTH_MAY_IMPORT = ("rewards", "rlmath.errors", "rlmath.synth")
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "rlmath" / "synth").rglob("*.py")), ids=lambda p: p.name)
+def test_synth_stays_at_the_bottom(path: Path) -> None:
+    """The data engine imports only the verifier, the error type and itself: never the trainer."""
+    ours = {name for name in imported_modules(path) if name.split(".")[0] in ("rlmath", "rewards")}
+    assert all(name.startswith(SYNTH_MAY_IMPORT) for name in ours), f"{path} imports {ours}"

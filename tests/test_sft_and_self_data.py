@@ -36,7 +36,7 @@ def test_algorithm_sft_trains_the_tiny_model_and_tracks_it(tmp_path: Path) -> No
 def test_kept_items_keep_only_verified_shortest_solutions() -> None:
     from rlmath.data import Problem
     from rlmath.sampling import Completion
-    from rlmath.synth.from_model import kept_items
+    from rlmath.self_data import kept_items
 
     problems = [Problem("1", "2+2?", "4", "add", 1), Problem("2", "3+3?", "6", "add", 1)]
     groups = [[Completion("long \\boxed{4}", [1, 2, 3], [], "stop"), Completion("\\boxed{4}", [1], [], "stop")],
@@ -52,7 +52,7 @@ def test_self_generated_items_write_a_loadable_dataset(tmp_path: Path) -> None:
     from rlmath.data import Problem
     from rlmath.sampling import Completion
     from rlmath.synth.export import write_dataset
-    from rlmath.synth.from_model import kept_items
+    from rlmath.self_data import kept_items
 
     items = kept_items([Problem("1", "2+2?", "4", "add", 1)], [[Completion("so \\boxed{4}", [1], [], "stop")]],
                        [True], "tiny:llama")

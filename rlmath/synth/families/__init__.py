@@ -1,6 +1,6 @@
 """Problem families; importing this package registers every family in `FAMILIES`.
 
-One module per topic; each family is a `make(rng, difficulty) -> Problem` function decorated
+One module per topic; each family is a `make(rng, difficulty) -> Instance` function decorated
 with `register`.
 """
 
