@@ -12,7 +12,7 @@ import pytest
 from rlmath.config import load_config
 from rlmath.data import Problem
 from rlmath.evaluation import evaluate
-from rlmath.metrics import bootstrap_ci, majority_correct, paired_bootstrap, parse_ks, pass_at_k
+from rlmath.eval_stats import bootstrap_ci, majority_correct, paired_bootstrap, parse_ks, pass_at_k
 from rlmath.sampling import Completion
 
 ROOT = Path(__file__).resolve().parents[1]

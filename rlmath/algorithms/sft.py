@@ -6,8 +6,9 @@ synthetic engine's verified solutions gives GRPO something to sharpen. We use tr
 on prompt/completion conversations (loss on the completion only) with the same chat template and
 prompt the sampler uses, and forward its logs to our tracker instead of trl's own mlflow callback.
 
-Used two ways: ``algorithm: sft`` (a run of its own, evaluated before and after) and
-``sft.warm_start: true`` in a GRPO config (the same policy is fine-tuned in place before GRPO).
+Used two ways: ``algorithm: sft`` (the recipe :func:`run_sft`, a run of its own evaluated before and
+after) and ``sft.warm_start: true`` in a GRPO config (:func:`warm_start`: the same policy is
+fine-tuned in place before GRPO). Both build on the shared lifecycle in :mod:`rlmath.run`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,11 @@ from pathlib import Path
 from rlmath.config import Config
 from rlmath.data import Problem
 from rlmath.errors import RLMathError
+from rlmath.eval_report import Stage
+from rlmath.evaluation import EvalResult
+from rlmath.policy import save_adapter
 from rlmath.prompts import chat_messages
+from rlmath.run import RunState, evaluate_and_log, finish_run, progress_bar, setup_run, sync_adapter, tracked_run
 
 
 def sft_dataset(problems: list[Problem], config: Config):
@@ -75,18 +80,24 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
+def warm_start(state: RunState, console, stage: str = "sft") -> EvalResult:
+    """Phi-4 order: SFT on verified worked solutions, keep that adapter as ``adapter_sft/``, evaluate it."""
+    with progress_bar(console) as progress:
+        task = progress.add_task(f"SFT warm start ({len(state.train)} worked solutions)", total=None)
+        metrics = train_sft(state.policy, state.train, state.config, state.tracker.log_metrics,
+                            on_step=lambda step, total: progress.update(task, completed=step, total=total))
+    state.tracker.log_metrics(metrics, 0)
+    if stage == "sft":
+        save_adapter(state.policy.model, state.tracker.run_dir / "adapter_sft")
+    state.adapter = sync_adapter(state, step=0)
+    return evaluate_and_log(state, stage, state.adapter, 0)
+
+
 def run_sft(config: Config, console) -> Path:
     """``algorithm: sft``: a tracked run that evaluates, fine-tunes on worked solutions, evaluates again."""
-    from rlmath.loop import evaluate_and_log, finish_run, setup, warm_start
-
-    trainer = setup(config)
-    try:
-        before = evaluate_and_log(trainer, "eval/before", adapter=None, step=0)
-        after = warm_start(trainer, console, prefix="eval/after")
-        finish_run(trainer, before, after, console)
-    except BaseException:
-        trainer.tracker.finish("FAILED")
-        raise
-    finally:
-        trainer.sampler.close()
-    return trainer.tracker.run_dir
+    state = setup_run(config)
+    with tracked_run(state.tracker, state.sampler):
+        base = Stage("base", None, evaluate_and_log(state, "base", adapter=None, step=0))
+        final = Stage("final", "adapter", warm_start(state, console, stage="final"))
+        finish_run(state, [base, final], console)
+    return state.tracker.run_dir
