@@ -16,7 +16,8 @@ from rich.console import Console
 from rlmath.errors import RLMathError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
-bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print ratios against a peer measured in the same run.")
+bench_app = typer.Typer(no_args_is_help=True,
+                        help="Benchmarks that print ratios against a peer measured in the same run.")
 app.add_typer(bench_app, name="bench")
 console = Console(stderr=True)
 
@@ -72,7 +73,8 @@ def evaluate(
     question_field: Optional[str] = typer.Option(None, help="Question field (default: question, else problem)."),
     answer_field: Optional[str] = typer.Option(None, help="Answer field; '####' and \\boxed{} golds are extracted."),
     category_field: Optional[str] = typer.Option(None, help="Field to break accuracy down by (subject, type, ...)."),
-    adapter: Optional[str] = typer.Option(None, help="Adapter folder, run folder/name holding adapter/, or mlflow run id."),
+    adapter: Optional[str] = typer.Option(None, help="Adapter folder, run folder/name holding adapter/, or mlflow "
+                                          "run id."),
     compare: Optional[str] = typer.Option(None, "--compare", help="'base', or a second adapter/run folder: evaluate "
                                           "it on the same items and report the paired difference."),
     compare_base: bool = typer.Option(False, "--compare-base", help="Same as --compare base."),
@@ -93,8 +95,8 @@ def evaluate(
     except ValueError as exc:
         _fail(str(exc), 2)
     options = EvalOptions(dataset=dataset, split=split, question_field=question_field, answer_field=answer_field,
-                          category_field=category_field, adapter=adapter, compare="base" if compare_base else compare, ks=ks,
-                          limit=limit, out=out)
+                          category_field=category_field, adapter=adapter,
+                          compare="base" if compare_base else compare, ks=ks, limit=limit, out=out)
     try:
         run_eval_command(cfg, options, console=console)
     except RLMathError as exc:

@@ -17,8 +17,7 @@ from rlmath.config import Config
 from rlmath.data import load_problems
 from rlmath.errors import RLMathError
 from rlmath.eval_data import load_eval_set
-from rlmath.eval_report import (Stage, build_eval_report, comparison_metrics, print_eval_report,
-                                write_eval_report)
+from rlmath.eval_report import Stage, build_eval_report, comparison_metrics, print_eval_report, write_eval_report
 from rlmath.evaluation import EvalResult, evaluate
 from rlmath.models import resolve_model
 from rlmath.plots import plot_eval_report

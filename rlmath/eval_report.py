@@ -95,8 +95,8 @@ def compare(start: Stage, end: Stage, *, category: str, trained: list[str], resa
     labels = [start.result.item_categories[category][i] for i in ia]
     a_correct = [a_scores["accuracy"][i] for i in ia]
     b_correct = [b_scores["accuracy"][i] for i in ib]
-    members = {"trained": [label in trained for label in labels], "untrained": [label not in trained for label in labels],
-               "all": [True] * len(labels)}
+    members = {"trained": [label in trained for label in labels],
+               "untrained": [label not in trained for label in labels], "all": [True] * len(labels)}
     groups = {}
     for group in GROUPS:
         picked = [j for j, inside in enumerate(members[group]) if inside]

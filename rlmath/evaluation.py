@@ -18,8 +18,8 @@ from rlmath.config import Config
 from rlmath.data import Problem
 from rlmath.eval_stats import bootstrap_ci, majority_correct, pass_at_k
 from rlmath.prompts import PromptEncoder
-from rlmath.sampling import AdapterRef, Completion, Sampler, SamplingRequest
 from rlmath.rollout_scoring import Scored, score_groups
+from rlmath.sampling import AdapterRef, Completion, Sampler, SamplingRequest
 
 __all__ = ["EvalResult", "evaluate", "bootstrap_ci"]
 
@@ -51,9 +51,9 @@ class EvalResult:
 
         mlflow metric names cannot hold ``@``, so ``pass@4`` is logged as ``pass_at_4``.
         """
-        flat = {f"{prefix}/accuracy": self.accuracy, f"{prefix}/ci_low": self.ci_low, f"{prefix}/ci_high": self.ci_high,
-                f"{prefix}/mean_completion_tokens": self.mean_completion_tokens, f"{prefix}/tokens_per_s": self.tokens_per_s,
-                f"{prefix}/truncated_fraction": self.truncated_fraction}
+        flat = {f"{prefix}/accuracy": self.accuracy, f"{prefix}/ci_low": self.ci_low,
+                f"{prefix}/ci_high": self.ci_high, f"{prefix}/mean_completion_tokens": self.mean_completion_tokens,
+                f"{prefix}/tokens_per_s": self.tokens_per_s, f"{prefix}/truncated_fraction": self.truncated_fraction}
         for name, value in {**self.pass_at_k, **self.maj_at_k}.items():
             key = name.replace("@", "_at_")
             flat[f"{prefix}/{key}"] = value
@@ -75,8 +75,8 @@ def evaluate(sampler: Sampler, encoder: PromptEncoder, problems: list[Problem], 
     """
     ks = sorted(set(ks or config.eval.k))
     prompts = encoder([p.question for p in problems])
-    greedy, greedy_s = _generate(sampler, prompts, SamplingRequest(n=1, temperature=0.0, max_tokens=config.eval.max_tokens),
-                                 adapter)
+    greedy_request = SamplingRequest(n=1, temperature=0.0, max_tokens=config.eval.max_tokens)
+    greedy, greedy_s = _generate(sampler, prompts, greedy_request, adapter)
     greedy_scored = _score(problems, greedy, config)
     correct = [float(flag) for flag in greedy_scored.correct]  # (N,)
     item_scores = {"accuracy": correct}
@@ -95,7 +95,8 @@ def evaluate(sampler: Sampler, encoder: PromptEncoder, problems: list[Problem], 
     all_completions = [c for group in greedy + sampled for c in group]
     tokens = sum(len(c.token_ids) for c in all_completions)
     resamples = config.eval.bootstrap_resamples
-    ci = {name: list(bootstrap_ci(values, resamples=resamples, seed=config.seed)) for name, values in item_scores.items()}
+    ci = {name: list(bootstrap_ci(values, resamples=resamples, seed=config.seed))
+          for name, values in item_scores.items()}
     categories = _item_categories(problems, category)
     return EvalResult(
         accuracy=_mean(correct), ci_low=ci["accuracy"][0], ci_high=ci["accuracy"][1], total=len(problems),
@@ -133,7 +134,8 @@ def _sampled_item_scores(scored: Scored, problems: int, n: int, ks: list[int]) -
     for k in ks:
         out[f"pass@{k}"] = [pass_at_k(n, int(row.sum()), k) for row in correct]
         if k > 1:
-            out[f"maj@{k}"] = [float(majority_correct(answers[i][:k], correct[i, :k].tolist())) for i in range(problems)]
+            out[f"maj@{k}"] = [float(majority_correct(answers[i][:k], correct[i, :k].tolist()))
+                               for i in range(problems)]
     return out
 
 

@@ -16,8 +16,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rlmath.algorithms.grpo import (RolloutBatch, group_advantages, grpo_step, informative_groups, kept_groups,
-                                    scales_by_std, shape_overlong)
+from rlmath.algorithms.grpo import (
+    RolloutBatch,
+    group_advantages,
+    grpo_step,
+    informative_groups,
+    kept_groups,
+    scales_by_std,
+    shape_overlong,
+)
 from rlmath.algorithms.sft import warm_start
 from rlmath.config import Config
 from rlmath.curriculum import ProblemPicker
@@ -60,7 +67,8 @@ def run_training(config: Config, console) -> Path:
             task = progress.add_task("GRPO", total=config.grpo.steps)
             for step in range(1, config.grpo.steps + 1):
                 metrics = one_training_step(trainer, step)
-                progress.update(task, advance=1, description=f"GRPO reward {metrics['reward/mean']:.2f} acc {metrics['accuracy']:.2f}")
+                progress.update(task, advance=1,
+                                description=f"GRPO reward {metrics['reward/mean']:.2f} acc {metrics['accuracy']:.2f}")
                 if config.grpo.eval_every and step % config.grpo.eval_every == 0 and step < config.grpo.steps:
                     evaluate_and_log(trainer, "during", trainer.adapter, step)
         stages.append(Stage("final", "adapter", evaluate_and_log(trainer, "final", trainer.adapter, config.grpo.steps)))

@@ -84,7 +84,8 @@ def plot_eval_report(report: dict, out: Path) -> Path:
         last = report["comparisons"][-1]
         gain = last["metrics"].get("accuracy")
         if gain:
-            title += f"\n{last['to']} − {last['from']}: {gain['mean']:+.1%} [{gain['ci_low']:+.1%}, {gain['ci_high']:+.1%}]"
+            title += (f"\n{last['to']} − {last['from']}: {gain['mean']:+.1%} "
+                      f"[{gain['ci_low']:+.1%}, {gain['ci_high']:+.1%}]")
     ax.set_title(title)
     ax.legend()
     return _save(fig, out)

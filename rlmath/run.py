@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from rlmath.config import Config
@@ -52,8 +53,6 @@ class RunState:
 
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch: the run's random streams start here and only here."""
-    import torch
-
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -110,8 +109,6 @@ def sync_adapter(state: RunState, step: int) -> AdapterRef:
 
 def probe_adapter(state: RunState, adapter: AdapterRef) -> float:
     """Fail loudly if the sampler's log-probs of a fixed completion disagree with the trainer's."""
-    import torch
-
     prompt = state.encoder([state.eval[0].question])[0]
     completion = state.policy.tokenizer.encode(f"The answer is \\boxed{{{state.eval[0].answer}}}.",
                                                add_special_tokens=False)
@@ -159,7 +156,8 @@ def finish_run(state: RunState, stages: list[Stage], console) -> Path:
         state.tracker.log_artifact(path, "adapter" if path.name == "adapter" else None)
     last_step = max(state.config.grpo.steps, 0) if state.config.algorithm == "grpo" else 0
     state.tracker.log_metrics(comparison_metrics(report), last_step)
-    stage_metrics = {key: value for stage in stages for key, value in stage.result.metrics(f"eval/{stage.name}").items()}
+    stage_metrics = {key: value for stage in stages
+                     for key, value in stage.result.metrics(f"eval/{stage.name}").items()}
     register_adapter(state.tracker, stage_metrics)
     state.tracker.finish()
     print_eval_report(report, console)

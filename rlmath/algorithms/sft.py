@@ -16,6 +16,8 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import torch
+
 from rlmath.config import Config
 from rlmath.data import Problem
 from rlmath.errors import RLMathError
@@ -43,6 +45,7 @@ def train_sft(policy, problems: list[Problem], config: Config, log, on_step=None
 
     ``log(metrics, step)`` receives trl's logs; ``on_step(step, total)`` drives a progress bar.
     """
+    # trl (and its transformers trainer) load only when SFT runs: a GRPO run without warm start never pays for them.
     from transformers import PrinterCallback, TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
@@ -58,13 +61,15 @@ def train_sft(policy, problems: list[Problem], config: Config, log, on_step=None
 
     cfg = config.sft
     with tempfile.TemporaryDirectory(prefix="rlmath-sft-") as scratch:
-        args = SFTConfig(output_dir=scratch, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps, learning_rate=cfg.learning_rate,
+        args = SFTConfig(output_dir=scratch, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
+                         learning_rate=cfg.learning_rate,
                          per_device_train_batch_size=cfg.batch_size, max_length=cfg.max_length,
                          completion_only_loss=True, packing=False, report_to="none", save_strategy="no",
                          # fp32 like the GRPO update and vLLM: trl defaults to bf16 autocast, and accelerate
                          # leaves that autocast wrapped around model.forward after training.
                          bf16=False, fp16=False, gradient_checkpointing=False,
-                         logging_steps=5, use_cpu=not _cuda(), lr_scheduler_type="constant", warmup_steps=0,
+                         logging_steps=5, use_cpu=not torch.cuda.is_available(), lr_scheduler_type="constant",
+                         warmup_steps=0,
                          seed=config.seed, dataloader_num_workers=0, disable_tqdm=True)
         trainer = SFTTrainer(model=policy.model, args=args, train_dataset=sft_dataset(problems, config),
                              processing_class=policy.tokenizer, callbacks=[ForwardLogs()])
@@ -72,12 +77,6 @@ def train_sft(policy, problems: list[Problem], config: Config, log, on_step=None
         result = trainer.train()
     policy.model.config.use_cache = False
     return {"sft/train_loss": float(result.training_loss), "sft/steps": float(result.global_step)}
-
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def warm_start(state: RunState, console, stage: str = "sft") -> EvalResult:

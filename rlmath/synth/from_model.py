@@ -24,8 +24,8 @@ def sample_verified(config: Config, out: Path, n: int, k: int, console=None) -> 
     from rlmath.models import resolve_model
     from rlmath.policy import load_policy
     from rlmath.prompts import PromptEncoder
-    from rlmath.sampling import build_sampler
     from rlmath.rollout_scoring import score_groups
+    from rlmath.sampling import build_sampler
     from rlmath.synth.export import write_dataset
 
     started = time.perf_counter()
