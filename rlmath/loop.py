@@ -29,6 +29,7 @@ from rlmath.algorithms.sft import warm_start
 from rlmath.config import Config
 from rlmath.curriculum import ProblemPicker
 from rlmath.data import Problem
+from rlmath.errors import RLMathError
 from rlmath.eval_report import Stage
 from rlmath.rollout_scoring import Scored, score_groups
 from rlmath.run import RunState, evaluate_and_log, finish_run, progress_bar, setup_run, sync_adapter, tracked_run
@@ -56,6 +57,8 @@ def setup(config: Config) -> Trainer:
 
 def run_training(config: Config, console) -> Path:
     """GRPO: evaluate the base, optionally warm-start with SFT, train, evaluate, finish; return the run folder."""
+    if config.algorithm != "grpo":
+        raise RLMathError(f"algorithm: {config.algorithm!r} is not the GRPO recipe; `rlmath train` picks its recipe")
     trainer = setup(config)
     with tracked_run(trainer.tracker, trainer.sampler):
         stages = [Stage("base", None, evaluate_and_log(trainer, "base", adapter=None, step=0))]

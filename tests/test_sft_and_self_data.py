@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from rlmath.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,3 +75,17 @@ def test_synth_from_model_with_nothing_verified_fails_cleanly(tmp_path: Path) ->
     assert result.returncode == 1
     assert "none of 8 samples" in result.stderr and "Traceback" not in result.stderr
     assert not out.exists()
+
+
+def test_train_command_picks_the_recipe_by_algorithm() -> None:
+    from rich.console import Console
+
+    from rlmath.algorithms.sft import run_sft
+    from rlmath.cli import _recipe
+    from rlmath.errors import RLMathError
+    from rlmath.loop import run_training
+
+    assert _recipe("sft") is run_sft and _recipe("grpo") is run_training
+    config = load_config(ROOT / "configs/smoke.yaml", ["algorithm=sft", "tracking.mlflow=false"])
+    with pytest.raises(RLMathError, match="'sft' is not the GRPO recipe"):
+        run_training(config, Console(quiet=True))
