@@ -80,7 +80,7 @@ class DataConfig(_Section):
     promote_window: int = Field(32, ge=1)
 
     @model_validator(mode="after")
-    def _level_range(self) -> "DataConfig":
+    def _level_range(self) -> DataConfig:
         if self.max_difficulty is not None and self.max_difficulty < self.difficulty:
             raise ValueError(f"max_difficulty ({self.max_difficulty}) is below difficulty ({self.difficulty})")
         return self
