@@ -13,8 +13,11 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 
+from rlmath.errors import RLMathError
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
-bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print ratios against a peer measured in the same run.")
+bench_app = typer.Typer(no_args_is_help=True,
+                        help="Benchmarks that print ratios against a peer measured in the same run.")
 app.add_typer(bench_app, name="bench")
 console = Console(stderr=True)
 
@@ -38,15 +41,23 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+def _recipe(algorithm: str):
+    """The recipe function of ``config.algorithm``, imported only when that recipe runs."""
+    if algorithm == "sft":
+        from rlmath.algorithms.sft import run_sft
+
+        return run_sft
+    from rlmath.loop import run_training
+
+    return run_training
+
+
 @app.command()
 def train(config: Optional[Path] = ConfigOpt, set_: Optional[List[str]] = SetOpt) -> None:
     """Train a LoRA adapter (GRPO, or SFT with algorithm: sft) and track it in mlflow."""
     cfg = _load(config, set_)
-    from rlmath.errors import RLMathError
-    from rlmath.loop import run_training
-
     try:
-        run_dir = run_training(cfg, console=console)
+        run_dir = _recipe(cfg.algorithm)(cfg, console=console)
     except RLMathError as exc:
         _fail(str(exc))
     console.print(f"[green]run folder:[/green] {run_dir}")
@@ -62,26 +73,30 @@ def evaluate(
     question_field: Optional[str] = typer.Option(None, help="Question field (default: question, else problem)."),
     answer_field: Optional[str] = typer.Option(None, help="Answer field; '####' and \\boxed{} golds are extracted."),
     category_field: Optional[str] = typer.Option(None, help="Field to break accuracy down by (subject, type, ...)."),
-    adapter: Optional[str] = typer.Option(None, help="Adapter folder, run folder/name holding adapter/, or mlflow run id."),
-    compare_base: bool = typer.Option(False, "--compare-base", help="Also evaluate the base model on the same items "
-                                      "and report the paired difference."),
+    adapter: Optional[str] = typer.Option(None, help="Adapter folder, run folder/name holding adapter/, or mlflow "
+                                          "run id."),
+    compare: Optional[str] = typer.Option(None, "--compare", help="'base', or a second adapter/run folder: evaluate "
+                                          "it on the same items and report the paired difference."),
+    compare_base: bool = typer.Option(False, "--compare-base", help="Same as --compare base."),
     k: Optional[str] = typer.Option(None, "--k", help="pass@k/maj@k sample counts, e.g. 1,4,8 (default: eval.k)."),
     limit: Optional[int] = typer.Option(None, help="Evaluate the first N items only."),
-    out: Optional[Path] = typer.Option(None, help="Write {base, adapter, difference} JSON here."),
+    out: Optional[Path] = typer.Option(None, help="Also write the eval.json report (schema v1) here."),
 ) -> None:
     """Accuracy, pass@k, maj@k with 95% CIs of the model and/or an adapter; an mlflow run with tables and plots."""
     cfg = _load(config, set_)
-    from rlmath.errors import RLMathError
     from rlmath.eval_command import EvalOptions, run_eval_command
-    from rlmath.metrics import parse_ks
+    from rlmath.eval_stats import parse_ks
+
+    if compare_base and compare not in (None, "base"):
+        _fail(f"--compare-base is --compare base; it cannot be combined with --compare {compare}", 2)
 
     try:
         ks = tuple(parse_ks(k)) if k else None
     except ValueError as exc:
         _fail(str(exc), 2)
     options = EvalOptions(dataset=dataset, split=split, question_field=question_field, answer_field=answer_field,
-                          category_field=category_field, adapter=adapter, compare_base=compare_base, ks=ks,
-                          limit=limit, out=out)
+                          category_field=category_field, adapter=adapter,
+                          compare="base" if compare_base else compare, ks=ks, limit=limit, out=out)
     try:
         run_eval_command(cfg, options, console=console)
     except RLMathError as exc:
@@ -119,8 +134,6 @@ def synth(
     k: int = typer.Option(4, "--k", help="With --from-model: samples per problem."),
 ) -> None:
     """Generate verifiable synthetic math problems with worked solutions (or the model's verified ones)."""
-    from rlmath.errors import RLMathError
-
     try:
         if from_model:
             cfg = _load(config, set_)

@@ -80,7 +80,7 @@ class DataConfig(_Section):
     promote_window: int = Field(32, ge=1)
 
     @model_validator(mode="after")
-    def _level_range(self) -> "DataConfig":
+    def _level_range(self) -> DataConfig:
         if self.max_difficulty is not None and self.max_difficulty < self.difficulty:
             raise ValueError(f"max_difficulty ({self.max_difficulty}) is below difficulty ({self.difficulty})")
         return self
@@ -110,11 +110,14 @@ class GRPOConfig(_Section):
     learning_rate: float = Field(2e-4, gt=0.0)
     weight_decay: float = 0.0
     loss_type: Literal["grpo", "dr_grpo", "dapo"] = "grpo"
-    """grpo: per-sequence mean, std-scaled advantages; dr_grpo: no length or std normalisation;
-    dapo: token-level mean over the batch, clip-higher."""
+    """grpo: std-scaled advantages, token mean per sequence then mean over sequences; dr_grpo: advantages
+    not divided by the group std (overrides ``scale_rewards``), token sums divided by ``max_tokens``;
+    dapo: token-level mean over the whole batch. DAPO's clip-higher, dynamic sampling and overlong
+    shaping are the separate switches ``epsilon_high``, ``dynamic_sampling``, ``overlong_buffer``."""
     epsilon: float = Field(0.2, gt=0.0)
     epsilon_high: float | None = None
-    """Upper clip bound (DAPO clip-higher); ``None`` means the same as ``epsilon``."""
+    """Upper clip bound (DAPO clip-higher, e.g. 0.28), applied with any ``loss_type`` when set; ``None``
+    means the same as ``epsilon``. ``loss_type: dapo`` does not set it for you."""
     beta: float = Field(0.0, ge=0.0)
     """KL coefficient to the adapter-disabled reference; 0 skips the reference pass entirely."""
     scale_rewards: bool = True

@@ -50,7 +50,8 @@ class ProblemPicker:
 
     def _weights(self, eligible: np.ndarray) -> np.ndarray:
         rate = self.pass_rate[eligible]
-        useful = (np.isnan(rate) | ((rate >= self.low) & (rate <= self.high))) & (self.difficulty[eligible] == self.level)
+        in_band = np.isnan(rate) | ((rate >= self.low) & (rate <= self.high))
+        useful = in_band & (self.difficulty[eligible] == self.level)
         weights = np.where(useful, 1.0, self.off_weight)
         return weights / weights.sum()
 

@@ -18,8 +18,13 @@ Loss variants (``grpo.loss_type``):
 - ``grpo``: std-scaled advantages, mean over each sequence's tokens, then over sequences.
 - ``dr_grpo`` (Liu et al. 2025): advantages not divided by the group std, token sums divided by a
   constant (max_tokens), removing GRPO's length and difficulty biases.
-- ``dapo`` (Yu et al. 2025): token-level mean over the whole batch, clip-higher (``epsilon_high``),
-  dynamic sampling (drop all-equal groups) and overlong shaping live in the loop and rewards.
+- ``dapo`` (Yu et al. 2025): token-level mean over the whole batch.
+
+DAPO's other three pieces are switches of their own, usable with any ``loss_type`` and defined here
+so the loop only calls them: clip-higher (``epsilon_high``, :func:`clip_bounds`), dynamic sampling
+(``dynamic_sampling``, :func:`kept_groups`) and overlong shaping (``overlong_buffer``,
+:func:`shape_overlong`). ``dr_grpo`` also switches off std scaling whatever ``scale_rewards`` says
+(:func:`scales_by_std`).
 """
 
 from __future__ import annotations
@@ -63,6 +68,37 @@ def informative_groups(rewards: torch.Tensor) -> torch.Tensor:
     [True, False]
     """
     return (rewards.max(dim=1).values - rewards.min(dim=1).values) > 1e-8
+
+
+def scales_by_std(config: GRPOConfig) -> bool:
+    """Divide advantages by the group std? ``scale_rewards``, except that Dr. GRPO never does."""
+    return config.scale_rewards and config.loss_type != "dr_grpo"
+
+
+def shape_overlong(rewards: torch.Tensor, lengths: Sequence[int], max_tokens: int, buffer: int) -> torch.Tensor:
+    """DAPO overlong shaping: the last ``buffer`` tokens before ``max_tokens`` cost up to 1 reward, linearly.
+
+    ``rewards`` and ``lengths`` are flat (one per completion); ``buffer == 0`` leaves the rewards alone.
+
+    >>> shape_overlong(torch.tensor([1.0, 1.0, 1.0]), [4, 6, 8], max_tokens=8, buffer=4).tolist()
+    [1.0, 0.5, 0.0]
+    """
+    if not buffer:
+        return rewards
+    over = torch.tensor([n - (max_tokens - buffer) for n in lengths], dtype=torch.float32)
+    return rewards - torch.clamp(over / buffer, 0.0, 1.0)
+
+
+def kept_groups(rewards: torch.Tensor, config: GRPOConfig) -> torch.Tensor:
+    """(N,) mask of the groups the update uses: the informative ones with dynamic sampling, else all."""
+    if config.dynamic_sampling:
+        return informative_groups(rewards)
+    return torch.ones(rewards.shape[0], dtype=torch.bool)
+
+
+def clip_bounds(config: GRPOConfig) -> tuple[float, float]:
+    """(ε_low, ε_high) of the PPO clip: clip-higher only when ``epsilon_high`` is set, for any loss_type."""
+    return config.epsilon, config.epsilon if config.epsilon_high is None else config.epsilon_high
 
 
 def sequence_weights(lengths: Sequence[int], loss_type: str, max_tokens: int) -> torch.Tensor:
@@ -118,8 +154,8 @@ def micro_batch_loss(model, batch: RolloutBatch, rows: slice, weights: torch.Ten
     log_ratio = (old_logp - sampler_logp) * mask  # trainer vs sampler, per token
     is_weight = torch.clamp(torch.exp(log_ratio), max=config.importance_cap) * mask
     advantages = batch.advantages[rows].unsqueeze(1)  # (b, 1)
-    eps_high = config.epsilon if config.epsilon_high is None else config.epsilon_high
-    per_token, clipped = clipped_surrogate(logp, old_logp, advantages, config.epsilon, eps_high)
+    eps_low, eps_high = clip_bounds(config)
+    per_token, clipped = clipped_surrogate(logp, old_logp, advantages, eps_low, eps_high)
     per_token = per_token * is_weight
     kl = torch.zeros_like(logp)
     if config.beta > 0:
