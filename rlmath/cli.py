@@ -53,14 +53,40 @@ def _recipe(algorithm: str):
 
 
 @app.command()
-def train(config: Optional[Path] = ConfigOpt, set_: Optional[List[str]] = SetOpt) -> None:
+def train(
+    config: Optional[Path] = ConfigOpt,
+    set_: Optional[List[str]] = SetOpt,
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue this run folder from its latest "
+                                          "complete checkpoint, with its own config.yaml, into the same mlflow run."),
+) -> None:
     """Train a LoRA adapter (GRPO, or SFT with algorithm: sft) and track it in mlflow."""
-    cfg = _load(config, set_)
+    from rlmath.interrupt import RunInterrupted
+
+    cfg = _resume_config(resume, config, set_) if resume is not None else _load(config, set_)
     try:
-        run_dir = _recipe(cfg.algorithm)(cfg, console=console)
+        if resume is not None:
+            from rlmath.loop import run_training
+
+            run_dir = run_training(cfg, console=console, resume=resume)
+        else:
+            run_dir = _recipe(cfg.algorithm)(cfg, console=console)
     except RLMathError as exc:
         _fail(str(exc))
+    except RunInterrupted as exc:
+        _fail(exc.message, exc.exit_code)
     console.print(f"[green]run folder:[/green] {run_dir}")
+
+
+def _resume_config(run_dir: Path, config: Optional[Path], overrides: Optional[List[str]]):
+    """A resumed run keeps its own config.yaml: the same seed and settings are what make it continue exactly."""
+    if config is not None or overrides:
+        _fail("--resume continues a run with its own config.yaml; drop -c/--set", 2)
+    if not (run_dir / "config.yaml").is_file():
+        _fail(f"--resume {run_dir}: not a run folder (no config.yaml)", 2)
+    cfg = _load(run_dir / "config.yaml", [])
+    if cfg.algorithm != "grpo":
+        _fail(f"--resume {run_dir}: algorithm {cfg.algorithm!r} runs are not checkpointed; only GRPO runs resume", 2)
+    return cfg
 
 
 @app.command("eval")

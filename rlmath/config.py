@@ -124,6 +124,9 @@ class GRPOConfig(_Section):
     dynamic_sampling: bool = False
     """Drop groups whose rewards are all equal (they carry no GRPO signal)."""
     max_grad_norm: float = Field(1.0, gt=0.0)
+    max_bad_steps: int = Field(3, ge=1)
+    """A step whose loss or gradient is NaN/inf is skipped (no optimiser step) and counted; this many in a
+    row stop the run with an error and a checkpoint."""
     micro_batch_size: int = Field(16, ge=1)
     importance_cap: float = Field(2.0, ge=1.0)
     """Truncated importance-sampling cap on trainer/vLLM probability ratios (the mismatch fix)."""
@@ -187,6 +190,15 @@ class TrackingConfig(_Section):
     """mlflow model registry name the trained adapter is registered under; ``None`` skips registering."""
 
 
+class CheckpointConfig(_Section):
+    every: int = Field(10, ge=0)
+    """Write ``RUN_DIR/checkpoint-STEP/`` every N steps (also after step 0 and the last step; 0: never).
+    mlflow receives a step's metrics when the checkpoint after it is written, so a resumed run never
+    logs a step twice; metrics.jsonl has them at once."""
+    keep: int = Field(2, ge=1)
+    """Complete checkpoints kept; older ones are deleted once a newer one is written."""
+
+
 class Config(_Section):
     output_dir: str = "runs"
     run_name: str | None = None
@@ -202,6 +214,7 @@ class Config(_Section):
     rewards: RewardsConfig = RewardsConfig()
     eval: EvalConfig = EvalConfig()
     tracking: TrackingConfig = TrackingConfig()
+    checkpoint: CheckpointConfig = CheckpointConfig()
 
 
 def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:

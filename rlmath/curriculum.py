@@ -65,6 +65,20 @@ class ProblemPicker:
             self.recent.clear()
             self._order = []  # plain epochs restart over the widened pool
 
+    def state_dict(self) -> dict:
+        """Everything :meth:`next_batch` depends on besides the problems: a resumed run draws what this one would."""
+        return {"rng": self.rng.bit_generator.state, "pass_rate": self.pass_rate.tolist(), "level": int(self.level),
+                "recent": list(self.recent), "order": list(self._order)}
+
+    def load_state_dict(self, state: dict) -> None:
+        if len(state["pass_rate"]) != len(self.problems):
+            raise ValueError(f"picker state is for {len(state['pass_rate'])} problems, not {len(self.problems)}")
+        self.rng.bit_generator.state = state["rng"]
+        self.pass_rate = np.asarray(state["pass_rate"], dtype=float)
+        self.level = state["level"]
+        self.recent = deque(state["recent"], maxlen=self.recent.maxlen)
+        self._order = list(state["order"])
+
     def in_band_fraction(self) -> float:
         """Share of seen problems inside the useful band: a curriculum health metric."""
         seen = ~np.isnan(self.pass_rate)

@@ -26,13 +26,25 @@ from rlmath.algorithms.grpo import (
     shape_overlong,
 )
 from rlmath.algorithms.sft import warm_start
+from rlmath.checkpoint import Checkpoint, find_resumable
 from rlmath.config import Config
 from rlmath.curriculum import ProblemPicker
 from rlmath.data import Problem
 from rlmath.errors import RLMathError
 from rlmath.eval_report import Stage
+from rlmath.interrupt import StopOnSignal
 from rlmath.rollout_scoring import Scored, score_groups
-from rlmath.run import RunState, evaluate_and_log, finish_run, progress_bar, setup_run, sync_adapter, tracked_run
+from rlmath.run import (
+    RunState,
+    checkpoint_run,
+    evaluate_and_log,
+    finish_run,
+    progress_bar,
+    resume_run,
+    setup_run,
+    sync_adapter,
+    tracked_run,
+)
 from rlmath.sampling import Completion, SamplingRequest
 
 
@@ -42,11 +54,16 @@ class Trainer(RunState):
 
     optimizer: torch.optim.Optimizer | None = None
     picker: ProblemPicker | None = None
+    bad_steps: int = 0  # consecutive steps skipped for a non-finite loss or gradient
+
+    def stateful(self) -> dict:
+        """What a checkpoint saves besides the adapters and RNGs (``state_dict``/``load_state_dict`` each)."""
+        return {"optimizer": self.optimizer, "picker": self.picker}
 
 
-def setup(config: Config) -> Trainer:
+def setup(config: Config, resume: Checkpoint | None = None) -> Trainer:
     """The shared setup (model, seed, data, policy, tracker, sampler), then GRPO's optimiser and picker."""
-    state = setup_run(config)
+    state = setup_run(config, resume)
     params = [p for p in state.policy.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.grpo.learning_rate, weight_decay=config.grpo.weight_decay)
     picker = ProblemPicker(state.train, config.seed, curriculum=config.data.curriculum, low=config.data.curriculum_low,
@@ -55,28 +72,68 @@ def setup(config: Config) -> Trainer:
     return Trainer(**{f.name: getattr(state, f.name) for f in fields(state)}, optimizer=optimizer, picker=picker)
 
 
-def run_training(config: Config, console) -> Path:
-    """GRPO: evaluate the base, optionally warm-start with SFT, train, evaluate, finish; return the run folder."""
+def run_training(config: Config, console, resume: Path | None = None) -> Path:
+    """GRPO: evaluate the base, optionally warm-start with SFT, train, evaluate, finish; return the run folder.
+
+    ``resume``: a run folder to continue from its latest complete checkpoint (``config`` is its config.yaml).
+    """
     if config.algorithm != "grpo":
         raise RLMathError(f"algorithm: {config.algorithm!r} is not the GRPO recipe; `rlmath train` picks its recipe")
-    trainer = setup(config)
-    with tracked_run(trainer.tracker, trainer.sampler):
-        stages = [Stage("base", None, evaluate_and_log(trainer, "base", adapter=None, step=0))]
-        if config.sft.warm_start:
-            stages.append(Stage("sft", "adapter_sft", warm_start(trainer, console)))
+    checkpoint = find_resumable(resume) if resume is not None else None
+    trainer = setup(config, checkpoint)
+    with tracked_run(trainer.tracker, trainer.sampler), StopOnSignal() as stop:
+        if config.checkpoint.every:
+            trainer.tracker.defer_metrics()
+        if checkpoint is None:
+            stages = begin(trainer, console)
+            maybe_checkpoint(trainer, 0, stages, stop)
         else:
-            trainer.adapter = sync_adapter(trainer, step=0)
+            stages = resume_run(trainer, checkpoint, trainer.stateful())
+            trainer.bad_steps = checkpoint.state["bad_steps"]
         with progress_bar(console) as progress:
-            task = progress.add_task("GRPO", total=config.grpo.steps)
-            for step in range(1, config.grpo.steps + 1):
+            task = progress.add_task("GRPO", total=config.grpo.steps, completed=checkpoint.step if checkpoint else 0)
+            for step in range((checkpoint.step if checkpoint else 0) + 1, config.grpo.steps + 1):
                 metrics = one_training_step(trainer, step)
                 progress.update(task, advance=1,
                                 description=f"GRPO reward {metrics['reward/mean']:.2f} acc {metrics['accuracy']:.2f}")
                 if config.grpo.eval_every and step % config.grpo.eval_every == 0 and step < config.grpo.steps:
                     evaluate_and_log(trainer, "during", trainer.adapter, step)
+                stop_on_bad_steps(trainer, step, stages)
+                maybe_checkpoint(trainer, step, stages, stop)
         stages.append(Stage("final", "adapter", evaluate_and_log(trainer, "final", trainer.adapter, config.grpo.steps)))
         finish_run(trainer, stages, console)
     return trainer.tracker.run_dir
+
+
+def begin(trainer: Trainer, console) -> list[Stage]:
+    """A fresh run's start: evaluate the base, then SFT warm start or the first adapter sync."""
+    stages = [Stage("base", None, evaluate_and_log(trainer, "base", adapter=None, step=0))]
+    if trainer.config.sft.warm_start:
+        stages.append(Stage("sft", "adapter_sft", warm_start(trainer, console)))
+    else:
+        trainer.adapter = sync_adapter(trainer, step=0)
+    return stages
+
+
+def maybe_checkpoint(trainer: Trainer, step: int, stages: list[Stage], stop: StopOnSignal) -> None:
+    """Every ``checkpoint.every`` steps (and at step 0 and the last step); always when a signal asked to stop."""
+    every, last = trainer.config.checkpoint.every, trainer.config.grpo.steps
+    if stop.requested:
+        path = checkpoint_run(trainer, step, trainer.stateful(), stages, {"bad_steps": trainer.bad_steps})
+        raise stop.interrupted(f"{path} written; continue with: rlmath train --resume {trainer.tracker.run_dir}")
+    if every and (step % every == 0 or step == last):
+        checkpoint_run(trainer, step, trainer.stateful(), stages, {"bad_steps": trainer.bad_steps})
+
+
+def stop_on_bad_steps(trainer: Trainer, step: int, stages: list[Stage]) -> None:
+    """``grpo.max_bad_steps`` skipped steps in a row: checkpoint and stop with an error that says what to change."""
+    limit = trainer.config.grpo.max_bad_steps
+    if trainer.bad_steps < limit:
+        return
+    path = checkpoint_run(trainer, step, trainer.stateful(), stages, {"bad_steps": trainer.bad_steps})
+    raise RLMathError(f"grpo: {limit} steps in a row (up to step {step}) had a NaN/inf loss or gradient and were "
+                      f"skipped (grpo.max_bad_steps={limit}); checked the rewards and grpo.learning_rate? "
+                      f"The adapter before them is in {path}")
 
 
 def one_training_step(trainer: Trainer, step: int) -> dict[str, float]:
@@ -92,6 +149,9 @@ def one_training_step(trainer: Trainer, step: int) -> dict[str, float]:
     if batch is not None:
         update = grpo_step(trainer.policy.model, trainer.optimizer, batch, trainer.config.grpo,
                            trainer.config.sampling.max_tokens, trainer.policy.tokenizer.pad_token_id)
+    bad = update.get("skipped_nonfinite", 0.0) > 0
+    trainer.bad_steps = trainer.bad_steps + 1 if bad else 0
+    update["bad_steps/consecutive"] = float(trainer.bad_steps)
     sync_started = time.perf_counter()
     trainer.adapter = sync_adapter(trainer, step=step)
     metrics = step_metrics(trainer, groups, scored, rewards, sample_s) | batch_stats | update

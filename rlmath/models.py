@@ -55,7 +55,9 @@ def resolve_model(name_or_path: str) -> str:
         if not (path / "config.json").is_file():
             raise RLMathError(f"model.name_or_path: {path} has no config.json (not a transformers model folder)")
         return str(path)
-    if name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") != 1:
+    if name_or_path.startswith((".", "/", "~")):
+        raise RLMathError(f"model.name_or_path: {path} does not exist (no such model folder)")
+    if name_or_path.count("/") != 1:
         raise RLMathError(f"model.name_or_path: {name_or_path!r} is neither a local folder nor a hub id")
     return name_or_path
 

@@ -39,7 +39,12 @@ def load_policy(config: Config, base_path: str, adapter: str | Path | None = Non
         saved = Path(saved)
         if not (saved / "adapter_config.json").is_file():
             raise RLMathError(f"adapter: {saved} has no adapter_config.json (not a peft adapter folder)")
-        peft_model = PeftModel.from_pretrained(model, str(saved), is_trainable=trainable)
+        try:
+            peft_model = PeftModel.from_pretrained(model, str(saved), is_trainable=trainable)
+        except (RuntimeError, ValueError, KeyError) as exc:  # size mismatch, missing target modules
+            reason = str(exc).strip().splitlines()[-1][:300]
+            raise RLMathError(f"adapter: {saved} does not fit the base model {base_path} ({reason}); "
+                              f"was it trained on another model?") from None
     else:
         layers = None
         if config.lora.top_layers is not None:

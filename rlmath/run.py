@@ -8,6 +8,10 @@ itself, so an SFT run never pays for GRPO's pieces.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+import os
 import random
 import shutil
 from collections.abc import Iterator
@@ -19,6 +23,7 @@ import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from rlmath.checkpoint import Checkpoint, Stateful, restore_checkpoint, save_checkpoint
 from rlmath.config import Config
 from rlmath.data import Problem, load_problems
 from rlmath.errors import RLMathError
@@ -58,11 +63,12 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def setup_run(config: Config) -> RunState:
+def setup_run(config: Config, resume: Checkpoint | None = None) -> RunState:
     """Resolve the model, then seed, load data and the policy, open the tracker, start the sampler.
 
     Seeding comes after ``resolve_model``: a cold cache builds the model, and nothing that happens only
-    on a machine's first run may shift the run's random stream.
+    on a machine's first run may shift the run's random stream. With ``resume`` the run folder and
+    mlflow run are the checkpoint's, and its logs are cut back to what the checkpoint had seen.
     """
     base = resolve_model(config.model.name_or_path)
     seed_everything(config.seed)
@@ -70,7 +76,11 @@ def setup_run(config: Config) -> RunState:
     if config.eval.limit:
         held_out = held_out[: config.eval.limit]
     policy = load_policy(config, base)
-    tracker = Tracker(config, new_run_dir(config, config.algorithm), kind="train")
+    if resume is None:
+        tracker = Tracker(config, new_run_dir(config, config.algorithm), kind="train")
+    else:
+        truncate_logs(resume.path.parent, resume.state["logs"])
+        tracker = Tracker(config, resume.path.parent, kind="train", resume_run_id=resume.state["mlflow_run_id"])
     sampler = build_sampler(config, base, policy)
     return RunState(config, tracker, policy, PromptEncoder(policy.tokenizer, config), sampler, train, held_out)
 
@@ -94,14 +104,14 @@ def tracked_run(tracker: Tracker, sampler: Sampler | None = None) -> Iterator[No
             sampler.close()
 
 
-def sync_adapter(state: RunState, step: int) -> AdapterRef:
+def sync_adapter(state: RunState, step: int, probe_key: str = "sync/probe_max_abs_diff") -> AdapterRef:
     """Save adapter files, point the sampler at them (no merge, no reload), probe, drop the old files."""
     state.version += 1
     path = save_adapter(state.policy.model, state.tracker.run_dir / "adapters" / f"v{state.version}")
     adapter = AdapterRef("policy", state.version, str(path.resolve()))
     if state.config.grpo.probe and state.config.sampling.backend == "vllm":
         difference = probe_adapter(state, adapter)
-        state.tracker.log_metrics({"sync/probe_max_abs_diff": difference}, step)
+        state.tracker.log_metrics({probe_key: difference}, step)
     if state.adapter is not None and state.adapter.path != adapter.path:
         shutil.rmtree(state.adapter.path, ignore_errors=True)
     return adapter
@@ -122,6 +132,59 @@ def probe_adapter(state: RunState, adapter: AdapterRef) -> float:
                           f"{difference:.4f} > grpo.probe_tolerance={tolerance} "
                           f"(is it still serving an old adapter? version {adapter.version} at {adapter.path})")
     return difference
+
+
+# --- checkpoint and resume (rlmath.checkpoint does the files; this is what a run puts in them) --------
+
+def checkpoint_run(state: RunState, step: int, objects: dict[str, Stateful], stages: list[Stage],
+                   extra: dict | None = None) -> Path:
+    """``checkpoint-STEP`` of this run; then mlflow gets the metrics it covers (never a step twice)."""
+    tracker = state.tracker
+    facts = {"version": state.version, "mlflow_run_id": tracker.run_id, "sampler_seed": state.config.seed,
+             "data_fingerprint": data_fingerprint(state.train), "stages": [stage_to_json(s) for s in stages],
+             "logs": {"metrics": tracker.metrics_offset(), "samples": tracker.samples_offset()}} | (extra or {})
+    path = save_checkpoint(tracker.run_dir, step, model=state.policy.model, objects=objects, state=facts,
+                           keep=state.config.checkpoint.keep)
+    tracker.push_metrics()
+    return path
+
+
+def resume_run(state: RunState, checkpoint: Checkpoint, objects: dict[str, Stateful]) -> list[Stage]:
+    """Put the checkpoint back (adapters, objects, RNGs), hand the sampler the resumed adapter, probe it.
+
+    The probe is logged as ``sync/resume_probe_max_abs_diff`` at the checkpoint's step; it reaches
+    mlflow with the next checkpoint, so a second crash before that never logs it twice.
+    """
+    if checkpoint.state["data_fingerprint"] != data_fingerprint(state.train):
+        raise RLMathError(f"--resume: the training problems differ from those {checkpoint.path} was trained on "
+                          f"(data.* or the dataset file changed since)")
+    state.tracker.push_metrics()  # rows a crash left unsent between the last push and the checkpoint
+    restore_checkpoint(checkpoint, state.policy.model, objects)
+    state.version = checkpoint.state["version"]
+    state.adapter = sync_adapter(state, checkpoint.step, probe_key="sync/resume_probe_max_abs_diff")
+    return [stage_from_json(item) for item in checkpoint.state["stages"]]
+
+
+def truncate_logs(run_dir: Path, offsets: dict[str, int]) -> None:
+    """Cut metrics.jsonl and samples.jsonl back to the checkpoint: steps after it are redone, not repeated."""
+    for name, offset in offsets.items():
+        path = run_dir / f"{name}.jsonl"
+        if path.exists() and path.stat().st_size > offset:
+            os.truncate(path, offset)
+
+
+def data_fingerprint(problems: list[Problem]) -> str:
+    """A resume must train on the very problems the picker's state indexes."""
+    text = json.dumps([[p.question, p.answer] for p in problems])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def stage_to_json(stage: Stage) -> dict:
+    return {"name": stage.name, "adapter": stage.adapter, "result": dataclasses.asdict(stage.result)}
+
+
+def stage_from_json(item: dict) -> Stage:
+    return Stage(item["name"], item["adapter"], EvalResult(**item["result"]))
 
 
 def evaluate_and_log(state: RunState, stage_name: str, adapter: AdapterRef | None, step: int) -> EvalResult:

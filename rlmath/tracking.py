@@ -8,10 +8,12 @@ The run folder is the source of truth a user can grep (``config.yaml``, ``metric
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -44,17 +46,49 @@ _KIND_TAG = "mlflow.experimentKind"
 _EXPERIMENT_TAGS = {_KIND_TAG: "custom_model_development"}
 
 
-class Tracker:
-    """One run: files in ``run_dir`` plus the mirrored mlflow run (optionally nested)."""
+@contextmanager
+def store_lock(uri: str, output_dir: str):
+    """Serialise store creation and experiment lookup between processes sharing one local sqlite store.
 
-    def __init__(self, config: Config, run_dir: Path, *, kind: str = "train", parent_run_id: str | None = None) -> None:
+    Two runs started at once on a fresh store would otherwise both create its tables, or both create the
+    experiment, and one of them would fail.
+    """
+    if not uri.startswith("sqlite:"):
+        yield
+        return
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    with open(Path(output_dir) / ".mlflow.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+SYNCED = ".mlflow_synced"
+"""Byte offset of metrics.jsonl up to which mlflow holds the rows (runs that defer mlflow metrics)."""
+
+
+class Tracker:
+    """One run: files in ``run_dir`` plus the mirrored mlflow run (optionally nested).
+
+    ``resume_run_id`` reopens that mlflow run (status back to RUNNING, params not logged again) and
+    appends to the run folder's files instead of starting a new run.
+    """
+
+    def __init__(self, config: Config, run_dir: Path, *, kind: str = "train", parent_run_id: str | None = None,
+                 resume_run_id: str | None = None) -> None:
         self.config = config
         self.run_dir = run_dir
         self.run_id: str | None = None
-        (run_dir / "config.yaml").write_text(dump_config(config))
+        self.deferred = False
+        if resume_run_id is None:
+            (run_dir / "config.yaml").write_text(dump_config(config))
         self._metrics = (run_dir / "metrics.jsonl").open("a")
         self._samples = (run_dir / "samples.jsonl").open("a")
-        if config.tracking.mlflow:
+        if config.tracking.mlflow and resume_run_id:
+            self._reopen_mlflow(resume_run_id)
+        elif config.tracking.mlflow:
             self._start_mlflow(kind, parent_run_id)
 
     @property
@@ -68,17 +102,8 @@ class Tracker:
         self.uri = tracking_uri(self.config)
         mlflow.set_tracking_uri(self.uri)
         self._client = mlflow.MlflowClient(self.uri)
-        experiment = mlflow.get_experiment_by_name(self.config.tracking.experiment)
-        if experiment is None:
-            artifacts = None
-            if self.uri.startswith("sqlite:"):  # keep artifacts beside the store, not in the cwd
-                artifacts = (Path(self.config.output_dir).resolve() / "mlartifacts").as_uri()
-            experiment_id = mlflow.create_experiment(self.config.tracking.experiment, artifact_location=artifacts,
-                                                     tags=_EXPERIMENT_TAGS)
-        else:
-            experiment_id = experiment.experiment_id
-            if _KIND_TAG not in experiment.tags:  # made by an older rlmath or by hand
-                self._client.set_experiment_tag(experiment_id, _KIND_TAG, _EXPERIMENT_TAGS[_KIND_TAG])
+        with store_lock(self.uri, self.config.output_dir):
+            experiment_id = self._experiment_id()
         tags = {"rlmath.kind": kind, "rlmath.run_dir": str(self.run_dir.resolve())}
         if parent_run_id:
             tags["mlflow.parentRunId"] = parent_run_id
@@ -92,18 +117,86 @@ class Tracker:
             self._client.log_batch(self.run_id, params=items[start:start + 100])
         (self.run_dir / "mlflow_run_id").write_text(self.run_id)
 
+    def _reopen_mlflow(self, run_id: str) -> None:
+        """Continue a crashed or stopped run: same run id, status RUNNING again."""
+        import mlflow
+
+        self.uri = tracking_uri(self.config)
+        self._client = mlflow.MlflowClient(self.uri)
+        self._client.update_run(run_id, status="RUNNING")
+        self.run_id = run_id
+
+    def _experiment_id(self) -> str:
+        """The configured experiment's id, created (with artifacts beside a sqlite store) if missing."""
+        import mlflow
+
+        experiment = mlflow.get_experiment_by_name(self.config.tracking.experiment)
+        if experiment is None:
+            artifacts = None
+            if self.uri.startswith("sqlite:"):  # keep artifacts beside the store, not in the cwd
+                artifacts = (Path(self.config.output_dir).resolve() / "mlartifacts").as_uri()
+            experiment_id = mlflow.create_experiment(self.config.tracking.experiment, artifact_location=artifacts,
+                                                     tags=_EXPERIMENT_TAGS)
+        else:
+            experiment_id = experiment.experiment_id
+            if _KIND_TAG not in experiment.tags:  # made by an older rlmath or by hand
+                self._client.set_experiment_tag(experiment_id, _KIND_TAG, _EXPERIMENT_TAGS[_KIND_TAG])
+        return experiment_id
+
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         """Append to metrics.jsonl and mlflow; non-finite values stay in the file as null."""
         clean = {k: float(v) for k, v in metrics.items() if v is not None}
         self._metrics.write(json.dumps({"step": step, **{k: (v if math.isfinite(v) else None) for k, v in clean.items()}}) + "\n")
         self._metrics.flush()
-        if self.run_id:
-            from mlflow.entities import Metric
+        if self.run_id and not self.deferred:
+            self._send_metrics([(step, clean)])
 
-            now = int(time.time() * 1000)
-            batch = [Metric(k, v, now, step) for k, v in clean.items() if math.isfinite(v)]
-            for start in range(0, len(batch), 500):
-                self._client.log_batch(self.run_id, metrics=batch[start:start + 500])
+    def _send_metrics(self, rows: list[tuple[int, dict[str, float | None]]]) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, v, now, step) for step, values in rows for k, v in values.items()
+                 if v is not None and math.isfinite(v)]
+        for start in range(0, len(batch), 500):
+            self._client.log_batch(self.run_id, metrics=batch[start:start + 500])
+
+    # --- deferred metrics (checkpointed runs) -------------------------------------------------------
+    # mlflow cannot delete a metric point, so a checkpointed run sends a step's metrics only once the
+    # checkpoint after it is written (push_metrics); a resume truncates metrics.jsonl to that checkpoint,
+    # so steps redone after a crash reach mlflow once.
+
+    def defer_metrics(self) -> None:
+        """From now on metrics reach mlflow only through :meth:`push_metrics`."""
+        if not self.deferred and not (self.run_dir / SYNCED).exists():
+            self._write_synced(self.metrics_offset())
+        self.deferred = True
+
+    def metrics_offset(self) -> int:
+        """Bytes of metrics.jsonl written so far: a checkpoint records it, a resume truncates to it."""
+        self._metrics.flush()
+        return (self.run_dir / "metrics.jsonl").stat().st_size
+
+    def samples_offset(self) -> int:
+        self._samples.flush()
+        return (self.run_dir / "samples.jsonl").stat().st_size
+
+    def push_metrics(self) -> None:
+        """Send metrics.jsonl rows mlflow does not have yet, then record how far it got."""
+        if not self.run_id:
+            return
+        synced = int((self.run_dir / SYNCED).read_text()) if (self.run_dir / SYNCED).exists() else 0
+        end = self.metrics_offset()
+        with open(self.run_dir / "metrics.jsonl", "rb") as handle:
+            handle.seek(synced)
+            lines = handle.read(end - synced).decode().splitlines()
+        rows = [json.loads(line) for line in lines if line.strip()]
+        self._send_metrics([(row.pop("step"), row) for row in rows])
+        self._write_synced(end)
+
+    def _write_synced(self, offset: int) -> None:
+        tmp = self.run_dir / f"{SYNCED}.tmp"
+        tmp.write_text(str(offset))
+        os.replace(tmp, self.run_dir / SYNCED)
 
     def log_samples(self, rows: list[dict[str, Any]], step: int) -> None:
         for row in rows:
@@ -129,6 +222,8 @@ class Tracker:
                 self._client.set_tag(self.run_id, key, value)
 
     def finish(self, status: str = "FINISHED") -> None:
+        if self.deferred and status == "FINISHED":
+            self.push_metrics()
         self._metrics.close()
         self._samples.close()
         if self.run_id:

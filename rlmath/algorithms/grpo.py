@@ -196,8 +196,13 @@ def grpo_step(model, optimizer, batch: RolloutBatch, config: GRPOConfig, max_tok
                 token_sums[key] = token_sums.get(key, 0.0) + value * tokens
     params = [p for p in model.parameters() if p.requires_grad]
     grad_norm = float(torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm))
-    optimizer.step()
+    finite = math.isfinite(total_loss) and math.isfinite(grad_norm)
+    if finite:
+        optimizer.step()
+    else:  # one NaN/inf would poison every weight and Adam moment: skip the step, the loop counts it
+        optimizer.zero_grad(set_to_none=True)
     total_tokens = max(sum(lengths), 1)
     metrics = {key: value / total_tokens for key, value in token_sums.items()} | maxima
-    metrics.update(loss=total_loss, grad_norm=grad_norm if math.isfinite(grad_norm) else float("nan"))
+    metrics.update(loss=total_loss, grad_norm=grad_norm if math.isfinite(grad_norm) else float("nan"),
+                   skipped_nonfinite=0.0 if finite else 1.0)
     return metrics
