@@ -31,7 +31,8 @@ def test_rng_capture_restore_gives_the_same_draws() -> None:
 
 
 def problems(count: int = 20) -> list[Problem]:
-    return [Problem(id=f"p{i}", question=f"q{i}", answer=str(i), family="add", difficulty=1 + i % 3) for i in range(count)]
+    return [Problem(id=f"p{i}", question=f"q{i}", answer=str(i), family="add", difficulty=1 + i % 3)
+            for i in range(count)]
 
 
 @pytest.mark.parametrize("curriculum", [False, True])

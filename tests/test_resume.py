@@ -21,7 +21,9 @@ from rlmath import checkpoint as ckpt
 from rlmath.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
-HF = ["sampling.backend=hf", "grpo.steps=4", "checkpoint.every=2"]
+HF = ["sampling.backend=hf", "grpo.steps=4", "checkpoint.every=2",
+      # a random tiny model is never correct; the repetition penalty varies within a group, so GRPO has signal
+      "rewards.weights={correct: 1.0, repetition: 1.0}"]
 NOISY = ("time/", "throughput/")  # wall-clock measurements: the only keys allowed to differ
 
 
@@ -92,12 +94,58 @@ def test_kill_9_then_resume_ends_bitwise_equal_to_an_uninterrupted_run(tmp_path:
     reference = tmp_path / "a" / "straight"
 
     assert [r["step"] for r in step_rows(run_dir)] == [1, 2, 3, 4]
+    assert any(r["grad_norm"] > 0 for r in step_rows(reference)), "no GRPO signal: the comparison would be vacuous"
     assert step_rows(run_dir) == step_rows(reference)
     ours, theirs = adapter_tensors(run_dir / "adapter"), adapter_tensors(reference / "adapter")
     assert ours.keys() == theirs.keys() and all((ours[k] == theirs[k]).all() for k in ours)
     client, run = mlflow_run(run_dir)
     assert run.info.status == "FINISHED" and len(client.search_runs([run.info.experiment_id])) == 1
     assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "reward/mean")) == [1, 2, 3, 4]
+    assert_each_step_logged_once(client, run)
+
+
+def text_length_reward(completion: str, verdict, **kw) -> float:
+    """As in TRL's tests: a shape reward that a random tiny model earns unevenly, so every step trains."""
+    return len(completion) / 100.0
+
+
+@pytest.mark.slow
+def test_crash_at_step_3_then_resume_in_process_is_bitwise_equal(tmp_path: Path, monkeypatch) -> None:
+    """Same check with a reward that moves the adapter every step (the crash here is an exception at step 3)."""
+    from rich.console import Console
+
+    import rewards
+    from rlmath import loop
+    from rlmath.config import load_config
+
+    monkeypatch.setitem(rewards.REWARD_FUNCTIONS, "text_length", text_length_reward)
+    overrides = HF[:-1] + ["rewards.weights={correct: 1.0, text_length: 1.0}"]
+    quiet = Console(quiet=True)
+    reference = loop.run_training(load_config(ROOT / "configs/smoke.yaml", [f"output_dir={tmp_path / 'a'}",
+                                                                          "run_name=r", *overrides]), quiet)
+    real_step = loop.one_training_step
+
+    def crash_at_3(trainer, step):
+        if step == 3:
+            raise RuntimeError("simulated crash")
+        return real_step(trainer, step)
+
+    monkeypatch.setattr(loop, "one_training_step", crash_at_3)
+    config = load_config(ROOT / "configs/smoke.yaml", [f"output_dir={tmp_path / 'b'}", "run_name=r", *overrides])
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        loop.run_training(config, quiet)
+    run_dir = tmp_path / "b" / "r"
+    assert mlflow_run(run_dir)[1].info.status == "FAILED"
+    monkeypatch.setattr(loop, "one_training_step", real_step)
+    assert loop.run_training(load_config(run_dir / "config.yaml"), quiet, resume=run_dir) == run_dir
+
+    assert all(r["grad_norm"] > 0 for r in step_rows(reference))
+    assert step_rows(run_dir) == step_rows(reference)
+    ours, theirs = adapter_tensors(run_dir / "adapter"), adapter_tensors(reference / "adapter")
+    assert all((ours[k] == theirs[k]).all() for k in ours)
+    client, run = mlflow_run(run_dir)
+    assert run.info.status == "FINISHED"
+    assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "loss")) == [1, 2, 3, 4]
     assert_each_step_logged_once(client, run)
 
 
