@@ -212,6 +212,8 @@ def find_resumable(run_dir: Path) -> Checkpoint:
     """``--resume RUN_DIR``: its latest complete checkpoint, or an error that says what is there."""
     if not (run_dir / "config.yaml").is_file():
         raise RLMathError(f"--resume {run_dir}: not a run folder (no config.yaml)")
+    if (run_dir / "eval.json").is_file():
+        raise RLMathError(f"--resume {run_dir}: this run already finished (it has eval.json); nothing to resume")
     checkpoint = latest_checkpoint(run_dir)
     if checkpoint is None:
         raise RLMathError(f"--resume {run_dir}: no complete checkpoint-STEP folder to resume from "

@@ -160,6 +160,9 @@ def test_resume_errors_say_what_is_missing(tmp_path: Path) -> None:
     (tmp_path / "config.yaml").write_text("seed: 0\n")
     with pytest.raises(RLMathError, match="no complete checkpoint"):
         ckpt.find_resumable(tmp_path)
+    (tmp_path / "eval.json").write_text("{}")
+    with pytest.raises(RLMathError, match="already finished"):
+        ckpt.find_resumable(tmp_path)
 
 
 def said(result) -> str:

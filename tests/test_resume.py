@@ -131,12 +131,14 @@ def test_crash_at_step_3_then_resume_in_process_is_bitwise_equal(tmp_path: Path,
         return real_step(trainer, step)
 
     monkeypatch.setattr(loop, "one_training_step", crash_at_3)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # mlflow.set_tracking_uri exported run a's store
     config = load_config(ROOT / "configs/smoke.yaml", [f"output_dir={tmp_path / 'b'}", "run_name=r", *overrides])
     with pytest.raises(RuntimeError, match="simulated crash"):
         loop.run_training(config, quiet)
     run_dir = tmp_path / "b" / "r"
     assert mlflow_run(run_dir)[1].info.status == "FAILED"
     monkeypatch.setattr(loop, "one_training_step", real_step)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     assert loop.run_training(load_config(run_dir / "config.yaml"), quiet, resume=run_dir) == run_dir
 
     assert all(r["grad_norm"] > 0 for r in step_rows(reference))
@@ -146,6 +148,39 @@ def test_crash_at_step_3_then_resume_in_process_is_bitwise_equal(tmp_path: Path,
     client, run = mlflow_run(run_dir)
     assert run.info.status == "FINISHED"
     assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "loss")) == [1, 2, 3, 4]
+    assert_each_step_logged_once(client, run)
+
+
+@pytest.mark.slow
+def test_vllm_resume_serves_the_resumed_adapter(tmp_path: Path, monkeypatch) -> None:
+    """The sync probe after a resume compares the real engine's log-probs with the restored trainer's."""
+    from rich.console import Console
+
+    from rlmath import loop
+    from rlmath.config import load_config
+
+    real_step = loop.one_training_step
+
+    def crash_at_2(trainer, step):
+        if step == 2:
+            raise RuntimeError("simulated crash")
+        return real_step(trainer, step)
+
+    monkeypatch.setattr(loop, "one_training_step", crash_at_2)
+    config = load_config(ROOT / "configs/smoke.yaml", [f"output_dir={tmp_path}", "run_name=r", "grpo.steps=2",
+                                                       "checkpoint.every=1"])
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        loop.run_training(config, Console(quiet=True))
+    monkeypatch.setattr(loop, "one_training_step", real_step)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    run_dir = tmp_path / "r"
+    loop.run_training(load_config(run_dir / "config.yaml"), Console(quiet=True), resume=run_dir)
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    resumed = [(r["step"], r["sync/resume_probe_max_abs_diff"]) for r in rows if "sync/resume_probe_max_abs_diff" in r]
+    assert len(resumed) == 1 and resumed[0][0] == 1 and resumed[0][1] < 0.01
+    assert [r["step"] for r in rows if "sync/probe_max_abs_diff" in r] == [0, 1, 2]  # none lost, none twice
+    client, run = mlflow_run(run_dir)
+    assert run.info.status == "FINISHED"
     assert_each_step_logged_once(client, run)
 
 
