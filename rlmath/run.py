@@ -80,7 +80,8 @@ def setup_run(config: Config, resume: Checkpoint | None = None) -> RunState:
         tracker = Tracker(config, new_run_dir(config, config.algorithm), kind="train")
     else:
         truncate_logs(resume.path.parent, resume.state["logs"])
-        tracker = Tracker(config, resume.path.parent, kind="train", resume_run_id=resume.state["mlflow_run_id"])
+        tracker = Tracker(config, resume.path.parent, kind="train", resume_run_id=resume.state["mlflow_run_id"],
+                          resume_uri=resume.state.get("mlflow_uri"))
     sampler = build_sampler(config, base, policy)
     return RunState(config, tracker, policy, PromptEncoder(policy.tokenizer, config), sampler, train, held_out)
 
@@ -140,7 +141,8 @@ def checkpoint_run(state: RunState, step: int, objects: dict[str, Stateful], sta
                    extra: dict | None = None) -> Path:
     """``checkpoint-STEP`` of this run; then mlflow gets the metrics it covers (never a step twice)."""
     tracker = state.tracker
-    facts = {"version": state.version, "mlflow_run_id": tracker.run_id, "sampler_seed": state.config.seed,
+    facts = {"version": state.version, "mlflow_run_id": tracker.run_id, "mlflow_uri": getattr(tracker, "uri", None),
+             "sampler_seed": state.config.seed,
              "data_fingerprint": data_fingerprint(state.train), "stages": [stage_to_json(s) for s in stages],
              "logs": {"metrics": tracker.metrics_offset(), "samples": tracker.samples_offset()}} | (extra or {})
     path = save_checkpoint(tracker.run_dir, step, model=state.policy.model, objects=objects, state=facts,

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from rlmath.config import Config, dump_config, flat_params
+from rlmath.errors import RLMathError
 
 
 def tracking_uri(config: Config) -> str:
@@ -77,7 +78,7 @@ class Tracker:
     """
 
     def __init__(self, config: Config, run_dir: Path, *, kind: str = "train", parent_run_id: str | None = None,
-                 resume_run_id: str | None = None) -> None:
+                 resume_run_id: str | None = None, resume_uri: str | None = None) -> None:
         self.config = config
         self.run_dir = run_dir
         self.run_id: str | None = None
@@ -87,7 +88,7 @@ class Tracker:
         self._metrics = (run_dir / "metrics.jsonl").open("a")
         self._samples = (run_dir / "samples.jsonl").open("a")
         if config.tracking.mlflow and resume_run_id:
-            self._reopen_mlflow(resume_run_id)
+            self._reopen_mlflow(resume_run_id, resume_uri or tracking_uri(config))
         elif config.tracking.mlflow:
             self._start_mlflow(kind, parent_run_id)
 
@@ -117,13 +118,18 @@ class Tracker:
             self._client.log_batch(self.run_id, params=items[start:start + 100])
         (self.run_dir / "mlflow_run_id").write_text(self.run_id)
 
-    def _reopen_mlflow(self, run_id: str) -> None:
-        """Continue a crashed or stopped run: same run id, status RUNNING again."""
+    def _reopen_mlflow(self, run_id: str, uri: str) -> None:
+        """Continue a crashed or stopped run in the store it was started in: same run id, RUNNING again."""
         import mlflow
+        from mlflow.exceptions import MlflowException
 
-        self.uri = tracking_uri(self.config)
+        self.uri = uri
         self._client = mlflow.MlflowClient(self.uri)
-        self._client.update_run(run_id, status="RUNNING")
+        try:
+            self._client.update_run(run_id, status="RUNNING")
+        except MlflowException as exc:
+            raise RLMathError(f"--resume: mlflow run {run_id} cannot be reopened in {uri} "
+                              f"({str(exc).splitlines()[0]})") from None
         self.run_id = run_id
 
     def _experiment_id(self) -> str:
