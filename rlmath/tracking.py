@@ -48,17 +48,18 @@ _EXPERIMENT_TAGS = {_KIND_TAG: "custom_model_development"}
 
 
 @contextmanager
-def store_lock(uri: str, output_dir: str):
+def store_lock(uri: str):
     """Serialise store creation and experiment lookup between processes sharing one local sqlite store.
 
-    Two runs started at once on a fresh store would otherwise both create its tables, or both create the
-    experiment, and one of them would fail.
+    Two runs started at once on a fresh store would otherwise both create its tables ("duplicate column
+    name: step"), or both create the experiment, and one of them would fail.
     """
-    if not uri.startswith("sqlite:"):
+    if not uri.startswith("sqlite:///"):
         yield
         return
-    Path(output_dir).mkdir(parents=True, exist_ok=True)
-    with open(Path(output_dir) / ".mlflow.lock", "w") as handle:
+    database = Path(uri.removeprefix("sqlite:///"))
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with open(database.with_name(database.name + ".lock"), "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -102,8 +103,8 @@ class Tracker:
 
         self.uri = tracking_uri(self.config)
         mlflow.set_tracking_uri(self.uri)
-        self._client = mlflow.MlflowClient(self.uri)
-        with store_lock(self.uri, self.config.output_dir):
+        with store_lock(self.uri):  # the first client of a fresh store creates its tables
+            self._client = mlflow.MlflowClient(self.uri)
             experiment_id = self._experiment_id()
         tags = {"rlmath.kind": kind, "rlmath.run_dir": str(self.run_dir.resolve())}
         if parent_run_id:

@@ -319,3 +319,28 @@ def test_init_adapter_of_another_base_is_refused(tmp_path: Path, foreign_adapter
 def test_eval_adapter_of_another_base_is_refused_before_a_run_opens(tmp_path: Path, foreign_adapter: Path) -> None:
     code, message = run_cli(["eval", *smoke(tmp_path), "--adapter", str(foreign_adapter), "--limit", "2"])
     assert code == 1 and "does not fit the base model" in message and not (tmp_path / "runs").exists()
+
+
+TRACKER_SCRIPT = """
+import sys
+from rlmath.config import load_config
+from rlmath.tracking import Tracker, new_run_dir
+config = load_config(None, [f"output_dir={sys.argv[1]}", f"run_name={sys.argv[2]}"])
+tracker = Tracker(config, new_run_dir(config, "train"))
+tracker.log_metrics({"m": 1.0}, 1)
+tracker.finish()
+"""
+
+
+@pytest.mark.parametrize("attempt", [1, 2])
+def test_two_trackers_opening_one_fresh_sqlite_store_at_once_both_succeed(tmp_path: Path, attempt: int) -> None:
+    """Without the store lock one of the two fails ("duplicate column name: step") on most attempts."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    procs = [subprocess.Popen([sys.executable, "-c", TRACKER_SCRIPT, str(tmp_path), name], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for name in ("a", "b")]
+    outputs = [proc.communicate(timeout=300)[0] for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], outputs
+    for name in ("a", "b"):
+        client, run = mlflow_run(tmp_path / name)
+        assert run.info.status == "FINISHED" and run.data.metrics == {"m": 1.0}
