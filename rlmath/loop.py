@@ -17,16 +17,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rlmath.algorithms.grpo import RolloutBatch, group_advantages, grpo_step, informative_groups
+from rlmath.algorithms.grpo import (RolloutBatch, apply_truncation, attach_behaviour_logprobs, group_advantages,
+                                    grpo_step, informative_groups)
 from rlmath.config import Config
 from rlmath.curriculum import ProblemPicker
 from rlmath.data import Problem, load_problems
 from rlmath.errors import RLMathError
 from rlmath.evaluation import EvalResult, evaluate
 from rlmath.models import resolve_model
-from rlmath.policy import load_policy, save_adapter, sequence_logprobs
+from rlmath.policy import Reference, freeze_reference, load_policy, save_adapter, sequence_logprobs
 from rlmath.prompts import PromptEncoder
-from rlmath.sampling import AdapterRef, Completion, Sampler, SamplingRequest, build_sampler
+from rlmath.sampling import AdapterRef, Completion, Sampler, SamplingRequest, build_sampler, max_tokens_from_lengths
 from rlmath.scoring import Scored, score_groups
 from rlmath.tracking import Tracker, new_run_dir
 
@@ -46,6 +47,7 @@ class Trainer:
     eval: list[Problem]
     adapter: AdapterRef | None = None
     version: int = 0  # adapter versions handed to the sampler; vLLM caches by this id, so never reuse one
+    reference: Reference | None = None  # rlcore: KL reference, frozen when the RL stage begins (beta > 0)
 
 
 def run_training(config: Config, console) -> Path:
@@ -61,6 +63,9 @@ def run_training(config: Config, console) -> Path:
             warm_start(trainer, console)
         else:
             trainer.adapter = sync_adapter(trainer, step=0)
+        # rlcore: the RL stage begins here; its KL reference is the adapter as it stands now.
+        if config.grpo.beta > 0:
+            trainer.reference = freeze_reference(trainer.policy.model, config.grpo.reference)
         with _progress(console) as progress:
             task = progress.add_task("GRPO", total=config.grpo.steps)
             for step in range(1, config.grpo.steps + 1):
@@ -87,6 +92,7 @@ def warm_start(trainer: Trainer, console, prefix: str = "eval/after_sft") -> Eva
         metrics = train_sft(trainer.policy, trainer.train, trainer.config, trainer.tracker.log_metrics,
                             on_step=lambda step, total: progress.update(task, completed=step, total=total))
     trainer.tracker.log_metrics(metrics, 0)
+    save_adapter(trainer.policy.model, trainer.tracker.run_dir / "adapter_sft")  # rlcore: kept beside adapter/
     trainer.adapter = sync_adapter(trainer, step=0)
     return evaluate_and_log(trainer, prefix, trainer.adapter, 0)
 
@@ -101,9 +107,10 @@ def one_training_step(trainer: Trainer, step: int) -> dict[str, float]:
     batch, batch_stats = build_batch(trainer, problems, groups, rewards)
     trainer.picker.update(indices, rewards_to_pass_rates(scored, trainer.config.sampling.num_generations))
     update = {}
-    if batch is not None:
+    if batch is not None:  # rlcore: temperature and reference reach the loss
         update = grpo_step(trainer.policy.model, trainer.optimizer, batch, trainer.config.grpo,
-                           trainer.config.sampling.max_tokens, trainer.policy.tokenizer.pad_token_id)
+                           trainer.config.sampling.max_tokens, trainer.policy.tokenizer.pad_token_id,
+                           temperature=trainer.config.sampling.temperature, reference=trainer.reference)
     sync_started = time.perf_counter()
     trainer.adapter = sync_adapter(trainer, step=step)
     metrics = step_metrics(trainer, groups, scored, rewards, sample_s) | batch_stats | update
@@ -128,15 +135,27 @@ def setup(config: Config) -> Trainer:
     if config.eval.limit:
         held_out = held_out[: config.eval.limit]
     policy = load_policy(config, base)
+    config = cap_from_solutions(config, train, policy.tokenizer)  # rlcore
     tracker = Tracker(config, new_run_dir(config, config.algorithm), kind="train")
     params = [p for p in policy.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.grpo.learning_rate, weight_decay=config.grpo.weight_decay)
     picker = ProblemPicker(train, config.seed, curriculum=config.data.curriculum, low=config.data.curriculum_low,
                            high=config.data.curriculum_high, promote_at=config.data.promote_at,
-                           promote_window=config.data.promote_window)
+                           promote_window=config.data.promote_window, revisit=config.data.curriculum_revisit)
     sampler = build_sampler(config, base, policy)
     return Trainer(config, tracker, policy, PromptEncoder(policy.tokenizer, config), sampler, optimizer, picker,
                    train, held_out)
+
+
+def cap_from_solutions(config: Config, train: list[Problem], tokenizer) -> Config:
+    """rlcore: with ``sampling.max_tokens_percentile`` set, derive the rollout cap from the worked solutions'
+    token lengths (the resolved value is what config.yaml and mlflow record)."""
+    s = config.sampling
+    lengths = [len(tokenizer.encode(p.solution, add_special_tokens=False)) for p in train if p.solution]
+    if s.max_tokens_percentile is None or not lengths:
+        return config
+    cap = max_tokens_from_lengths(lengths, s.max_tokens_percentile, s.max_tokens_slack, s.max_tokens)
+    return config.model_copy(update={"sampling": s.model_copy(update={"max_tokens": cap})})
 
 
 def sample_rollouts(trainer: Trainer, problems: list[Problem]) -> tuple[list[list[Completion]], float]:
@@ -153,6 +172,8 @@ def score_rollouts(trainer: Trainer, problems: list[Problem], groups) -> tuple[S
     max_tokens = trainer.config.sampling.max_tokens
     scored = score_groups([p.answer for p in problems], groups, trainer.config.rewards, max_tokens)
     values = torch.tensor(scored.rewards, dtype=torch.float32)
+    if trainer.config.grpo.truncation == "penalty":  # rlcore; "mask" acts in build_batch
+        values = apply_truncation(values, _truncated(groups).flatten(), "penalty", trainer.config.grpo.truncation_penalty)[0]
     buffer = trainer.config.grpo.overlong_buffer
     if buffer:
         over = torch.tensor([len(c.token_ids) - (max_tokens - buffer) for group in groups for c in group],
@@ -166,16 +187,28 @@ def build_batch(trainer: Trainer, problems, groups, rewards: torch.Tensor) -> tu
     cfg = trainer.config.grpo
     advantages = group_advantages(rewards, scale=cfg.scale_rewards and cfg.loss_type != "dr_grpo")  # (N, k)
     keep = informative_groups(rewards) if cfg.dynamic_sampling else torch.ones(len(problems), dtype=torch.bool)
+    truncated = _truncated(groups)  # (N, k)
+    rows_kept = apply_truncation(rewards, truncated, cfg.truncation, cfg.truncation_penalty)[1]  # rlcore: (N, k)
     stats = {"groups/informative_fraction": float(informative_groups(rewards).float().mean()),
-             "groups/kept": float(keep.sum())}
+             "groups/kept": float(keep.sum()), "truncation/count": float(truncated.sum()),
+             "truncation/masked": float((~rows_kept).sum())}
     prompts = trainer.encoder([p.question for p in problems])
     rows = [(prompts[i], c, float(advantages[i, j])) for i in range(len(problems)) if keep[i]
-            for j, c in enumerate(groups[i])]
+            for j, c in enumerate(groups[i]) if rows_kept[i, j]]
     if not rows:
         return None, stats
-    return RolloutBatch(prompt_ids=[r[0] for r in rows], completion_ids=[r[1].token_ids for r in rows],
-                        sampler_logprobs=[r[1].logprobs for r in rows],
-                        advantages=torch.tensor([r[2] for r in rows], dtype=torch.float32)), stats
+    batch = RolloutBatch(prompt_ids=[r[0] for r in rows], completion_ids=[r[1].token_ids for r in rows],
+                         sampler_logprobs=[r[1].logprobs for r in rows],
+                         advantages=torch.tensor([r[2] for r in rows], dtype=torch.float32))
+    s = trainer.config.sampling  # rlcore: behaviour log-probs are stored before the first optimizer step
+    attach_behaviour_logprobs(trainer.policy.model, batch, trainer.policy.tokenizer.pad_token_id, s.temperature,
+                              cfg.micro_batch_size, sampler_is_trainer=s.backend == "hf" and s.top_p == 1.0)
+    return batch, stats
+
+
+def _truncated(groups) -> torch.Tensor:
+    """(N, k) True where the sampler stopped at max_tokens."""
+    return torch.tensor([[c.finish_reason == "length" for c in group] for group in groups], dtype=torch.bool)
 
 
 def sync_adapter(trainer: Trainer, step: int) -> AdapterRef:
@@ -192,13 +225,25 @@ def sync_adapter(trainer: Trainer, step: int) -> AdapterRef:
 
 
 def probe_adapter(trainer: Trainer, adapter: AdapterRef) -> float:
-    """Fail loudly if the sampler's log-probs of a fixed completion disagree with the trainer's."""
+    """Fail loudly if the sampler's log-probs disagree with the trainer's, at the sampling temperature.
+
+    rlcore: the sampler draws a short completion at the training temperature (top_p 1) and reports its
+    processed log-probs; the trainer scores the same tokens at that temperature. At T=0 a fixed
+    completion is scored by both instead.
+    """
     prompt = trainer.encoder([trainer.eval[0].question])[0]
-    completion = trainer.policy.tokenizer.encode(f"The answer is \\boxed{{{trainer.eval[0].answer}}}.",
-                                                 add_special_tokens=False)
+    temperature = trainer.config.sampling.temperature
+    if temperature > 0:
+        request = SamplingRequest(n=1, temperature=temperature, top_p=1.0, max_tokens=16)
+        sampled = trainer.sampler.generate([prompt], request, adapter)[0][0]
+        completion, theirs = sampled.token_ids, torch.tensor(sampled.logprobs)
+    else:
+        completion = trainer.policy.tokenizer.encode(f"The answer is \\boxed{{{trainer.eval[0].answer}}}.",
+                                                     add_special_tokens=False)
+        theirs = torch.tensor(trainer.sampler.completion_logprobs(prompt, completion, adapter))
     with torch.no_grad():
-        ours = sequence_logprobs(trainer.policy.model, [prompt], [completion], trainer.policy.tokenizer.pad_token_id)[0]
-    theirs = torch.tensor(trainer.sampler.completion_logprobs(prompt, completion, adapter))
+        ours = sequence_logprobs(trainer.policy.model, [prompt], [completion], trainer.policy.tokenizer.pad_token_id,
+                                 temperature=temperature)[0]
     difference = float((ours - theirs).abs().max())
     if difference > trainer.config.grpo.probe_tolerance:
         raise RLMathError(f"adapter sync probe failed: the sampler's log-probs differ from the trainer's by "
@@ -220,7 +265,8 @@ def step_metrics(trainer: Trainer, groups, scored: Scored, rewards: torch.Tensor
                "completion/max_tokens": float(max(lengths)), "completion/truncated_fraction": float(np.mean(truncated)),
                "time/sample_s": sample_s, "throughput/tokens_per_s": sum(lengths) / max(sample_s, 1e-9),
                "curriculum/in_band_fraction": trainer.picker.in_band_fraction(),
-               "curriculum/level": float(trainer.picker.level)}
+               "curriculum/level": float(trainer.picker.level),
+               "curriculum/batch_in_band": trainer.picker.last_batch_in_band}
     metrics.update({f"status/{name}": float(count) for name, count in scored.status_counts().items()})
     return metrics
 

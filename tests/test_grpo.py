@@ -93,8 +93,8 @@ def test_one_step_changes_lora_weights_and_raises_preferred_completion(tiny_poli
     with torch.no_grad():
         sampler_lp = [sequence_logprobs(model, [prompt], [c], 0)[0].tolist() for c in (good, bad)]
     initial = lora_state(model)
-    batch = RolloutBatch([prompt, prompt], [good, bad], sampler_lp, torch.tensor([1.0, -1.0]))
-    for _ in range(3):
+    for _ in range(3):  # a fresh rollout batch per step: its behaviour log-probs are the current policy's
+        batch = RolloutBatch([prompt, prompt], [good, bad], sampler_lp, torch.tensor([1.0, -1.0]))
         metrics = grpo_step(model, optimizer, batch, config, max_tokens=8, pad_id=0)
     changed = [name for name, value in lora_state(model).items() if not torch.equal(value, initial[name])]
     assert changed, "no LoRA weight changed"
