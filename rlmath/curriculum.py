@@ -58,9 +58,13 @@ class ProblemPicker:
         current = self.difficulty[eligible] == self.level
         band = eligible[current & (rate >= self.low) & (rate <= self.high)]
         unseen = eligible[current & np.isnan(rate)]
+        lower = eligible[~current]  # rehearsal of earlier levels, at off_weight beside the unseen ones
         picked = list(self.rng.choice(band, size=min(len(band), round(count * self.revisit)), replace=False))
-        fresh = min(len(unseen), count - len(picked))
-        picked += list(self.rng.choice(unseen, size=fresh, replace=False))
+        fresh_pool = np.concatenate([unseen, lower])
+        fresh_weights = np.concatenate([np.ones(len(unseen)), np.full(len(lower), self.off_weight)])
+        fresh = min(len(unseen) + len(lower), count - len(picked))
+        if fresh:
+            picked += list(self.rng.choice(fresh_pool, size=fresh, replace=False, p=fresh_weights / fresh_weights.sum()))
         if len(picked) < count:  # band and unseen exhausted: fill from the rest, band-first
             rest = np.setdiff1d(eligible, picked)
             rest_rate = self.pass_rate[rest]

@@ -207,7 +207,7 @@ def micro_batch_loss(model, batch: RolloutBatch, rows: slice, weights: torch.Ten
     tokens = mask.sum().clamp(min=1)
     ratio = torch.exp((logp.detach() - old_logp) * mask)  # current vs behaviour policy
     stats = {
-        "kl": float((kl * mask).sum() / tokens),
+        "kl": float((kl.detach() * mask).sum() / tokens),
         "clip_fraction": float((clipped * mask).sum() / tokens),
         "ratio_max": float(ratio.max()),
         "mismatch_abs_mean": float(log_ratio.abs().sum() / tokens),
