@@ -70,7 +70,9 @@ class DataConfig(_Section):
         return names
 
     curriculum: bool = False
-    """Prefer problems whose recent pass rate is in [curriculum_low, curriculum_high]."""
+    """Revisit problems whose last pass rate is in [curriculum_low, curriculum_high] (``curriculum_revisit``
+    of each batch), explore unseen ones with the rest; solved-or-hopeless ones only at a low weight."""
+    curriculum_revisit: float = Field(0.5, ge=0.0, le=1.0)
     curriculum_low: float = Field(0.2, ge=0.0, le=1.0)
     curriculum_high: float = Field(0.8, ge=0.0, le=1.0)
     max_difficulty: int | None = Field(None, ge=1, le=5)
@@ -97,6 +99,11 @@ class SamplingConfig(_Section):
     temperature: float = Field(1.0, ge=0.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     max_tokens: int = Field(128, ge=1)
+    """Rollout length cap; with ``max_tokens_percentile`` set, the ceiling of the cap derived from data."""
+    max_tokens_percentile: float | None = Field(None, gt=0.0, le=100.0)
+    """Derive the rollout cap from the training worked solutions: this percentile of their token
+    lengths × ``max_tokens_slack`` (+1 for EOS), never above ``max_tokens``. ``None``: use ``max_tokens``."""
+    max_tokens_slack: float = Field(1.5, ge=1.0)
     max_model_len: int = Field(1024, ge=16)
     gpu_memory_utilization: float = Field(0.3, gt=0.0, le=1.0)
     """On CPU vLLM reserves this fraction of RAM for its KV cache (0.9 fails on a 24 GiB machine)."""
@@ -119,7 +126,18 @@ class GRPOConfig(_Section):
     """Upper clip bound (DAPO clip-higher, e.g. 0.28), applied with any ``loss_type`` when set; ``None``
     means the same as ``epsilon``. ``loss_type: dapo`` does not set it for you."""
     beta: float = Field(0.0, ge=0.0)
-    """KL coefficient to the adapter-disabled reference; 0 skips the reference pass entirely."""
+    """KL coefficient to the reference policy; 0 skips the reference pass entirely."""
+    reference: Literal["stage_start", "base"] = "stage_start"
+    """KL reference: the adapter as it stood when the RL stage began (after an SFT warm start, the SFT
+    model), or the base model with the adapter switched off."""
+    epochs: int = Field(1, ge=1)
+    """Passes over each rollout batch (PPO reuse; the clip acts from the second optimizer step on)."""
+    minibatches: int = Field(1, ge=1)
+    """Optimizer steps per pass: the rollout batch is split into this many shuffled minibatches."""
+    truncation: Literal["mask", "penalty", "none"] = "mask"
+    """Rollouts cut by max_tokens: ``mask`` leaves them out of the loss (they still count in the group
+    baseline), ``penalty`` subtracts ``truncation_penalty`` from their reward, ``none`` treats them as any other."""
+    truncation_penalty: float = Field(1.0, ge=0.0)
     scale_rewards: bool = True
     dynamic_sampling: bool = False
     """Drop groups whose rewards are all equal (they carry no GRPO signal)."""
@@ -148,7 +166,9 @@ class SFTConfig(_Section):
 
 
 class RewardsConfig(_Section):
-    weights: dict[str, float] = {"correct": 1.0, "format": 0.1}
+    weights: dict[str, float] = {"correct": 1.0, "format_if_correct": 0.1}
+    """Correctness first: the default format term pays only on correct answers, so it breaks ties among
+    them and can never earn what a correct answer earns (``format`` pays any boxed answer)."""
     """Reward name -> weight; names come from ``rewards.REWARD_FUNCTIONS``."""
     timeout: float = Field(2.0, gt=0.0)
     """Hard per-answer verifier timeout in seconds; a stuck worker is killed."""

@@ -18,6 +18,8 @@ import torch
 
 from rlmath.algorithms.grpo import (
     RolloutBatch,
+    apply_truncation,
+    attach_behaviour_logprobs,
     group_advantages,
     grpo_step,
     informative_groups,
@@ -31,6 +33,7 @@ from rlmath.curriculum import ProblemPicker
 from rlmath.data import Problem
 from rlmath.errors import RLMathError
 from rlmath.eval_report import Stage
+from rlmath.policy import Reference, freeze_reference
 from rlmath.rollout_scoring import Scored, score_groups
 from rlmath.run import RunState, evaluate_and_log, finish_run, progress_bar, setup_run, sync_adapter, tracked_run
 from rlmath.sampling import Completion, SamplingRequest
@@ -42,16 +45,18 @@ class Trainer(RunState):
 
     optimizer: torch.optim.Optimizer | None = None
     picker: ProblemPicker | None = None
+    reference: Reference | None = None  # the KL reference, frozen when the RL stage begins (beta > 0)
 
 
 def setup(config: Config) -> Trainer:
     """The shared setup (model, seed, data, policy, tracker, sampler), then GRPO's optimiser and picker."""
     state = setup_run(config)
+    config = state.config  # setup_run may resolve derived values (the rollout length cap)
     params = [p for p in state.policy.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.grpo.learning_rate, weight_decay=config.grpo.weight_decay)
     picker = ProblemPicker(state.train, config.seed, curriculum=config.data.curriculum, low=config.data.curriculum_low,
                            high=config.data.curriculum_high, promote_at=config.data.promote_at,
-                           promote_window=config.data.promote_window)
+                           promote_window=config.data.promote_window, revisit=config.data.curriculum_revisit)
     return Trainer(**{f.name: getattr(state, f.name) for f in fields(state)}, optimizer=optimizer, picker=picker)
 
 
@@ -66,6 +71,9 @@ def run_training(config: Config, console) -> Path:
             stages.append(Stage("sft", "adapter_sft", warm_start(trainer, console)))
         else:
             trainer.adapter = sync_adapter(trainer, step=0)
+        # The RL stage begins here; its KL reference is the adapter as it stands now.
+        if config.grpo.beta > 0:
+            trainer.reference = freeze_reference(trainer.policy.model, config.grpo.reference)
         with progress_bar(console) as progress:
             task = progress.add_task("GRPO", total=config.grpo.steps)
             for step in range(1, config.grpo.steps + 1):
@@ -89,9 +97,10 @@ def one_training_step(trainer: Trainer, step: int) -> dict[str, float]:
     batch, batch_stats = build_batch(trainer, problems, groups, rewards)
     trainer.picker.update(indices, rewards_to_pass_rates(scored, trainer.config.sampling.num_generations))
     update = {}
-    if batch is not None:
+    if batch is not None:  # temperature and reference reach the loss
         update = grpo_step(trainer.policy.model, trainer.optimizer, batch, trainer.config.grpo,
-                           trainer.config.sampling.max_tokens, trainer.policy.tokenizer.pad_token_id)
+                           trainer.config.sampling.max_tokens, trainer.policy.tokenizer.pad_token_id,
+                           temperature=trainer.config.sampling.temperature, reference=trainer.reference)
     sync_started = time.perf_counter()
     trainer.adapter = sync_adapter(trainer, step=step)
     metrics = step_metrics(trainer, groups, scored, rewards, sample_s) | batch_stats | update
@@ -116,8 +125,11 @@ def score_rollouts(trainer: Trainer, problems: list[Problem], groups) -> tuple[S
     max_tokens = trainer.config.sampling.max_tokens
     scored = score_groups([p.answer for p in problems], groups, trainer.config.rewards, max_tokens)
     lengths = [len(c.token_ids) for group in groups for c in group]
-    values = shape_overlong(torch.tensor(scored.rewards, dtype=torch.float32), lengths, max_tokens,
-                            trainer.config.grpo.overlong_buffer)
+    values = torch.tensor(scored.rewards, dtype=torch.float32)
+    if trainer.config.grpo.truncation == "penalty":  # "mask" acts in build_batch
+        values = apply_truncation(values, _truncated(groups).flatten(), "penalty",
+                                  trainer.config.grpo.truncation_penalty)[0]
+    values = shape_overlong(values, lengths, max_tokens, trainer.config.grpo.overlong_buffer)
     return scored, values.view(len(problems), -1)  # (N, k)
 
 
@@ -126,16 +138,28 @@ def build_batch(trainer: Trainer, problems, groups, rewards: torch.Tensor) -> tu
     cfg = trainer.config.grpo
     advantages = group_advantages(rewards, scale=scales_by_std(cfg))  # (N, k)
     keep = kept_groups(rewards, cfg)
+    truncated = _truncated(groups)  # (N, k)
+    rows_kept = apply_truncation(rewards, truncated, cfg.truncation, cfg.truncation_penalty)[1]  # (N, k)
     stats = {"groups/informative_fraction": float(informative_groups(rewards).float().mean()),
-             "groups/kept": float(keep.sum())}
+             "groups/kept": float(keep.sum()), "truncation/count": float(truncated.sum()),
+             "truncation/masked": float((~rows_kept).sum())}
     prompts = trainer.encoder([p.question for p in problems])
     rows = [(prompts[i], c, float(advantages[i, j])) for i in range(len(problems)) if keep[i]
-            for j, c in enumerate(groups[i])]
+            for j, c in enumerate(groups[i]) if rows_kept[i, j]]
     if not rows:
         return None, stats
-    return RolloutBatch(prompt_ids=[r[0] for r in rows], completion_ids=[r[1].token_ids for r in rows],
-                        sampler_logprobs=[r[1].logprobs for r in rows],
-                        advantages=torch.tensor([r[2] for r in rows], dtype=torch.float32)), stats
+    batch = RolloutBatch(prompt_ids=[r[0] for r in rows], completion_ids=[r[1].token_ids for r in rows],
+                         sampler_logprobs=[r[1].logprobs for r in rows],
+                         advantages=torch.tensor([r[2] for r in rows], dtype=torch.float32))
+    s = trainer.config.sampling  # behaviour log-probs are stored before the first optimizer step
+    attach_behaviour_logprobs(trainer.policy.model, batch, trainer.policy.tokenizer.pad_token_id, s.temperature,
+                              cfg.micro_batch_size, sampler_is_trainer=s.backend == "hf" and s.top_p == 1.0)
+    return batch, stats
+
+
+def _truncated(groups) -> torch.Tensor:
+    """(N, k) True where the sampler stopped at max_tokens."""
+    return torch.tensor([[c.finish_reason == "length" for c in group] for group in groups], dtype=torch.bool)
 
 
 def rewards_to_pass_rates(scored: Scored, k: int) -> list[float]:
@@ -151,7 +175,8 @@ def step_metrics(trainer: Trainer, groups, scored: Scored, rewards: torch.Tensor
                "completion/max_tokens": float(max(lengths)), "completion/truncated_fraction": float(np.mean(truncated)),
                "time/sample_s": sample_s, "throughput/tokens_per_s": sum(lengths) / max(sample_s, 1e-9),
                "curriculum/in_band_fraction": trainer.picker.in_band_fraction(),
-               "curriculum/level": float(trainer.picker.level)}
+               "curriculum/level": float(trainer.picker.level),
+               "curriculum/batch_in_band": trainer.picker.last_batch_in_band}
     metrics.update({f"status/{name}": float(count) for name, count in scored.status_counts().items()})
     return metrics
 

@@ -29,7 +29,7 @@ from rlmath.plots import plot_eval_report, plot_training_curves
 from rlmath.policy import load_policy, save_adapter, sequence_logprobs
 from rlmath.prompts import PromptEncoder
 from rlmath.registry import register_adapter
-from rlmath.sampling import AdapterRef, Sampler, build_sampler
+from rlmath.sampling import AdapterRef, Sampler, SamplingRequest, build_sampler, max_tokens_from_lengths
 from rlmath.tracking import Tracker, new_run_dir
 
 EVAL_PLOT = "reasoning_gains.png"
@@ -70,9 +70,24 @@ def setup_run(config: Config) -> RunState:
     if config.eval.limit:
         held_out = held_out[: config.eval.limit]
     policy = load_policy(config, base)
+    config = cap_from_solutions(config, train, policy.tokenizer)
     tracker = Tracker(config, new_run_dir(config, config.algorithm), kind="train")
     sampler = build_sampler(config, base, policy)
     return RunState(config, tracker, policy, PromptEncoder(policy.tokenizer, config), sampler, train, held_out)
+
+
+def cap_from_solutions(config: Config, train: list[Problem], tokenizer) -> Config:
+    """With ``sampling.max_tokens_percentile`` set, derive the rollout cap from the worked solutions' lengths.
+
+    A cap below the solutions' own length truncates correct rollouts before their box; the resolved value
+    is what config.yaml and mlflow record.
+    """
+    s = config.sampling
+    lengths = [len(tokenizer.encode(p.solution, add_special_tokens=False)) for p in train if p.solution]
+    if s.max_tokens_percentile is None or not lengths:
+        return config
+    cap = max_tokens_from_lengths(lengths, s.max_tokens_percentile, s.max_tokens_slack, s.max_tokens)
+    return config.model_copy(update={"sampling": s.model_copy(update={"max_tokens": cap})})
 
 
 @contextmanager
@@ -108,13 +123,25 @@ def sync_adapter(state: RunState, step: int) -> AdapterRef:
 
 
 def probe_adapter(state: RunState, adapter: AdapterRef) -> float:
-    """Fail loudly if the sampler's log-probs of a fixed completion disagree with the trainer's."""
+    """Fail loudly if the sampler's log-probs disagree with the trainer's, at the sampling temperature.
+
+    At T > 0 the sampler draws a short completion at the training temperature (top_p 1) and reports its
+    processed log-probs; the trainer scores the same tokens at that temperature. At T = 0 both score a
+    fixed completion.
+    """
     prompt = state.encoder([state.eval[0].question])[0]
-    completion = state.policy.tokenizer.encode(f"The answer is \\boxed{{{state.eval[0].answer}}}.",
-                                               add_special_tokens=False)
+    temperature = state.config.sampling.temperature
+    if temperature > 0:
+        request = SamplingRequest(n=1, temperature=temperature, top_p=1.0, max_tokens=16)
+        sampled = state.sampler.generate([prompt], request, adapter)[0][0]
+        completion, theirs = sampled.token_ids, torch.tensor(sampled.logprobs)
+    else:
+        completion = state.policy.tokenizer.encode(f"The answer is \\boxed{{{state.eval[0].answer}}}.",
+                                                   add_special_tokens=False)
+        theirs = torch.tensor(state.sampler.completion_logprobs(prompt, completion, adapter))
     with torch.no_grad():
-        ours = sequence_logprobs(state.policy.model, [prompt], [completion], state.policy.tokenizer.pad_token_id)[0]
-    theirs = torch.tensor(state.sampler.completion_logprobs(prompt, completion, adapter))
+        ours = sequence_logprobs(state.policy.model, [prompt], [completion], state.policy.tokenizer.pad_token_id,
+                                 temperature=temperature)[0]
     difference = float((ours - theirs).abs().max())
     tolerance = state.config.grpo.probe_tolerance
     if difference > tolerance:
@@ -152,8 +179,9 @@ def finish_run(state: RunState, stages: list[Stage], console) -> Path:
     write_eval_report(report, run_dir / "eval.json")
     plots = [plot_eval_report(report, run_dir / EVAL_PLOT),
              plot_training_curves(run_dir / "metrics.jsonl", run_dir / "training_curves.png")]
-    for path in [run_dir / "adapter", run_dir / "eval.json", run_dir / "config.yaml", *plots]:
-        state.tracker.log_artifact(path, "adapter" if path.name == "adapter" else None)
+    adapters = [path for path in (run_dir / "adapter_sft", run_dir / "adapter") if path.is_dir()]
+    for path in [*adapters, run_dir / "eval.json", run_dir / "config.yaml", *plots]:
+        state.tracker.log_artifact(path, path.name if path in adapters else None)
     last_step = max(state.config.grpo.steps, 0) if state.config.algorithm == "grpo" else 0
     state.tracker.log_metrics(comparison_metrics(report), last_step)
     stage_metrics = {key: value for stage in stages
