@@ -262,7 +262,7 @@ def finish_run(trainer: Trainer, before: EvalResult, after: EvalResult, console)
         trainer.tracker.log_artifact(path, "adapter" if path.name == "adapter" else None)
     trainer.tracker.log_metrics({"eval/gain": after.accuracy - before.accuracy} | gains_metrics(summary),
                                 trainer.config.grpo.steps)
-    from rlmath.registry import register_adapter
+    from rlmath.model_registry import register_adapter
 
     register_adapter(trainer.tracker, before.metrics("eval/before") | after.metrics("eval/after"))
     trainer.tracker.finish()

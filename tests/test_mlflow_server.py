@@ -60,7 +60,7 @@ def test_training_logs_over_http_and_reads_back(tmp_path: Path, mlflow_server, m
 
 def register_and_check(config, run_dir: Path, client) -> None:
     """The registry path the loop takes at the end of a run: log adapter/, add a model version with tags."""
-    from rlmath.registry import register_adapter
+    from rlmath.model_registry import register_adapter
     from rlmath.tracking import Tracker
 
     (run_dir.parent / "registered").mkdir()
