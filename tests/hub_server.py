@@ -65,7 +65,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _record(self, body: bytes) -> None:
-        self.state.requests.append({"method": self.command, "path": self.path, "headers": dict(self.headers),
+        self.state.requests.append({"method": self.command, "path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
                                     "body": body})
 
     def do_POST(self) -> None:  # noqa: N802 (http.server naming)

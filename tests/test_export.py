@@ -216,7 +216,7 @@ def test_push_uploads_every_file_to_the_hub_protocol_and_never_leaks_the_token(r
     assert "smoke-run" in commit["message"] and "final 0.375" in commit["message"]
     # The token went where it belongs (the Authorization header) ...
     api_calls = [r for r in hub.state.requests if r["path"].startswith(("/api/repos", "/api/models", "/rlmath-test"))]
-    assert len(api_calls) >= 4 and all(r["headers"].get("Authorization") == f"Bearer {token}" for r in api_calls)
+    assert len(api_calls) >= 4 and all(r["headers"].get("authorization") == f"Bearer {token}" for r in api_calls)
     # ... and nowhere else: not in the output, not in any file written.
     assert token not in result.stdout + result.stderr
     for path in tmp_path.rglob("*"):
