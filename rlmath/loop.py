@@ -11,7 +11,7 @@ import json
 import random
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -88,7 +88,10 @@ def warm_start(trainer: Trainer, console, prefix: str = "eval/after_sft") -> Eva
                             on_step=lambda step, total: progress.update(task, completed=step, total=total))
     trainer.tracker.log_metrics(metrics, 0)
     trainer.adapter = sync_adapter(trainer, step=0)
-    return evaluate_and_log(trainer, prefix, trainer.adapter, 0)
+    result = evaluate_and_log(trainer, prefix, trainer.adapter, 0)
+    if trainer.config.algorithm != "sft":  # an SFT-only run logs this adapter as its final model
+        trainer.tracker.log_adapter_model(Path(trainer.adapter.path), "sft", 0, result.metrics(prefix))
+    return result
 
 
 def one_training_step(trainer: Trainer, step: int) -> dict[str, float]:
@@ -129,6 +132,7 @@ def setup(config: Config) -> Trainer:
         held_out = held_out[: config.eval.limit]
     policy = load_policy(config, base)
     tracker = Tracker(config, new_run_dir(config, config.algorithm), kind="train")
+    log_datasets(tracker, config, train, held_out)
     params = [p for p in policy.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.grpo.learning_rate, weight_decay=config.grpo.weight_decay)
     picker = ProblemPicker(train, config.seed, curriculum=config.data.curriculum, low=config.data.curriculum_low,
@@ -137,6 +141,16 @@ def setup(config: Config) -> Trainer:
     sampler = build_sampler(config, base, policy)
     return Trainer(config, tracker, policy, PromptEncoder(policy.tokenizer, config), sampler, optimizer, picker,
                    train, held_out)
+
+
+def log_datasets(tracker: Tracker, config: Config, train: list[Problem], held_out: list[Problem]) -> None:
+    """Training data and eval set as mlflow dataset inputs (name, digest, source, size)."""
+    data = config.data
+    synth = {"generator": "rlmath.synth", "families": ",".join(data.families), "difficulty": data.difficulty}
+    train_source = data.path if data.source == "dataset" else synth | {"seed": data.train_seed}
+    eval_source = data.path if data.source == "dataset" else synth | {"seed": data.eval_seed}
+    tracker.log_dataset([asdict(p) for p in train], "train", "training", train_source)
+    tracker.log_dataset([asdict(p) for p in held_out], "eval", "evaluation", eval_source)
 
 
 def sample_rollouts(trainer: Trainer, problems: list[Problem]) -> tuple[list[list[Completion]], float]:
@@ -264,7 +278,9 @@ def finish_run(trainer: Trainer, before: EvalResult, after: EvalResult, console)
                                 trainer.config.grpo.steps)
     from rlmath.model_registry import register_adapter
 
-    register_adapter(trainer.tracker, before.metrics("eval/before") | after.metrics("eval/after"))
+    model_id = trainer.tracker.log_adapter_model(run_dir / "adapter", "final", trainer.config.grpo.steps,
+                                                 after.metrics("eval/after"))
+    register_adapter(trainer.tracker, before.metrics("eval/before") | after.metrics("eval/after"), model_id=model_id)
     trainer.tracker.finish()
     print_gains(summary, console)
     console.print(f"held-out accuracy: before {before.accuracy:.3f} [{before.ci_low:.3f}, {before.ci_high:.3f}] → "

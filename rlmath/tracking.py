@@ -78,6 +78,19 @@ def source_tags() -> dict[str, str]:
     return tags
 
 
+def _dataset_source(source: str | dict[str, Any]):
+    """An mlflow DatasetSource: code-generated (a dict of generator settings), a local path, or a hub id."""
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+    from mlflow.data.huggingface_dataset_source import HuggingFaceDatasetSource
+
+    if isinstance(source, dict):
+        return CodeDatasetSource(tags={key: redact(str(value)) for key, value in source.items()})
+    path = Path(source).expanduser()
+    if path.exists():
+        return str(path.resolve())  # mlflow resolves local paths to a LocalArtifactDatasetSource
+    return HuggingFaceDatasetSource(path=redact(source))
+
+
 class Tracker:
     """One run: files in ``run_dir`` plus the mirrored mlflow run (optionally nested)."""
 
@@ -87,6 +100,7 @@ class Tracker:
         self.run_dir = run_dir
         self.run_id: str | None = None
         self.experiment_id: str | None = None
+        self.datasets: dict[str, tuple[str, str]] = {}  # context -> (name, digest) of logged dataset inputs
         self._monitor = None
         (run_dir / "config.yaml").write_text(redact(dump_config(config)))
         self._metrics = (run_dir / "metrics.jsonl").open("a")
@@ -174,13 +188,14 @@ class Tracker:
             columns = {key: [redact_value(row.get(key)) for row in rows] for key in rows[0]}
             self._client.log_table(self.run_id, columns, artifact_file=name)
 
-    def log_dataset(self, rows: list[dict[str, Any]], name: str, context: str, source: str | None = None
-                    ) -> tuple[str, str] | None:
+    def log_dataset(self, rows: list[dict[str, Any]], name: str, context: str,
+                    source: str | dict[str, Any] | None = None) -> tuple[str, str] | None:
         """Log ``rows`` as an mlflow dataset input (name, digest, source, size, schema) of this run.
 
         ``context`` is "training" or "evaluation" (the UI shows it as a tag); ``source`` says where the
-        rows came from (a file, a hub id, ``synth:<families>``). Returns (name, digest) so metrics
-        measured on the set can name it (:meth:`log_metrics` ``dataset=``), or None without mlflow.
+        rows came from: a local file or folder, a hub dataset id, or a dict describing the generator
+        (synthetic data: families, seed, difficulty). Returns (name, digest) so metrics measured on the
+        set can name it (:meth:`log_metrics` ``dataset=``), or None without mlflow.
         """
         if not self.run_id or not rows:
             return None
@@ -190,10 +205,11 @@ class Tracker:
         from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
         frame = pd.DataFrame(redact_value(rows))
-        dataset = mlflow.data.from_pandas(frame, source=redact(source or f"rlmath:{name}"), name=name)
+        dataset = mlflow.data.from_pandas(frame, source=_dataset_source(source or {"rlmath": name}), name=name)
         entity = dataset._to_mlflow_entity()
         self._client.log_inputs(self.run_id, [DatasetInput(entity, tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])])
-        return dataset.name, dataset.digest
+        self.datasets[context] = (dataset.name, dataset.digest)
+        return self.datasets[context]
 
     def log_adapter_model(self, path: Path, name: str, step: int, metrics: dict[str, float] | None = None,
                           dataset: tuple[str, str] | None = None) -> str | None:
@@ -202,6 +218,7 @@ class Tracker:
         The model holds the adapter files, records the run and ``step`` that produced it (the run's
         outputs), and gets ``metrics`` (its eval numbers) linked, so "Logged models" lists SFT, final and
         every checkpoint side by side. Register the final one with ``model_registry.register_adapter``.
+        The metrics are linked to the "evaluation" dataset input unless ``dataset`` names another.
         """
         if not self.run_id:
             return None
@@ -221,7 +238,7 @@ class Tracker:
         self._client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
         self._client.log_outputs(self.run_id, [LoggedModelOutput(model.model_id, step)])
         if metrics:
-            self.log_metrics(metrics, step, model_id=model.model_id, dataset=dataset)
+            self.log_metrics(metrics, step, model_id=model.model_id, dataset=dataset or self.datasets.get("evaluation"))
         return model.model_id
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
