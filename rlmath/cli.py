@@ -100,7 +100,7 @@ def ui(
     from rlmath.ui import serve
 
     try:
-        serve(Path(cfg.output_dir), host=host, port=port, console=console)
+        serve(Path(cfg.output_dir), host=host, port=port, console=console, experiment=cfg.tracking.experiment)
     except RuntimeError as exc:
         _fail(str(exc))
 

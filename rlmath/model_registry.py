@@ -9,6 +9,7 @@ Nothing is copied or merged.
 
 from __future__ import annotations
 
+import json
 import math
 
 from rlmath.tracking import Tracker
@@ -48,5 +49,21 @@ def register_adapter(tracker: Tracker, metrics: dict[str, float], *, artifact_pa
     source = f"models:/{model_id}" if model_id else f"runs:/{tracker.run_id}/{artifact_path}"
     version = client.create_model_version(name, source=source, run_id=tracker.run_id, tags=tags,
                                           description=description, model_id=model_id)
+    if model_id:
+        link_version_to_model(client, model_id, name, version.version)
     tracker.set_tags({"rlmath.registered_model": f"{name}/{version.version}"})
     return version
+
+
+def link_version_to_model(client, model_id: str, name: str, version: str) -> None:
+    """Tag the logged model with its registered versions, as ``mlflow.register_model`` does.
+
+    The UI's "Logged models" table reads the ``mlflow.modelVersions`` tag for its "Registered models"
+    column; an mlflow server sets it itself, a local store only when the client does.
+    """
+    from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
+
+    entry = {"name": name, "version": str(version)}
+    current = json.loads(client.get_logged_model(model_id).tags.get(MLFLOW_MODEL_VERSIONS) or "[]")
+    if entry not in current:
+        client.set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: json.dumps(current + [entry])})

@@ -67,7 +67,9 @@ def source_tags() -> dict[str, str]:
                                           MLFLOW_SOURCE_TYPE)
 
     package_dir = str(Path(__file__).resolve().parent)
-    entry = " ".join([Path(sys.argv[0]).name, *sys.argv[1:2]])  # "rlmath train", "cli.py eval", ...
+    script = Path(sys.argv[0]).name
+    script = "rlmath" if script in ("rlmath", "cli.py", "__main__.py") else script
+    entry = " ".join([script, *sys.argv[1:2]])  # "rlmath train", "rlmath eval", "pytest tests/..."
     tags = {MLFLOW_SOURCE_NAME: entry, MLFLOW_SOURCE_TYPE: "LOCAL"}
     commit = get_git_commit(package_dir)
     if commit:
