@@ -115,8 +115,33 @@ def ui(
     from rlmath.ui import serve
 
     try:
-        serve(Path(cfg.output_dir), host=host, port=port, console=console)
+        serve(Path(cfg.output_dir), host=host, port=port, console=console, experiment=cfg.tracking.experiment)
     except RuntimeError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def export(
+    run: str = typer.Argument(..., help="Run folder, mlflow run id, or registered version models:/rlmath-adapter/3."),
+    out: Path = typer.Option(..., help="Export folder (adapter, tokenizer, config.yaml, README.md model card)."),
+    merge: bool = typer.Option(False, "--merge", help="Also write merged/: the adapter folded into the base weights."),
+    push: bool = typer.Option(False, "--push", help="Upload the folder to the Hugging Face Hub (token: HF_TOKEN "
+                              "or the login cache)."),
+    repo_id: Optional[str] = typer.Option(None, "--repo-id", help="Hub repo ORG/NAME for --push (created if missing)."),
+    private: bool = typer.Option(False, "--private", help="With --push: create the repo private."),
+    force: bool = typer.Option(False, "--force", help="Replace a non-empty --out folder."),
+    config: Optional[Path] = ConfigOpt,
+    set_: Optional[List[str]] = SetOpt,
+) -> None:
+    """Export a run's adapter as a Hub-ready folder with a model card; optionally merge and push."""
+    cfg = _load(config, set_)  # only says where the mlflow store is, for run ids and models:/ URIs
+    from rlmath.errors import RLMathError
+    from rlmath.export import ExportOptions, export_run
+
+    options = ExportOptions(out=out, merge=merge, push=push, repo_id=repo_id, private=private, force=force)
+    try:
+        export_run(run, options, cfg, console)
+    except RLMathError as exc:
         _fail(str(exc))
 
 

@@ -12,7 +12,7 @@ import random
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +24,11 @@ from rlmath.data import Problem, load_problems
 from rlmath.errors import RLMathError
 from rlmath.eval_report import Stage, build_eval_report, comparison_metrics, print_eval_report, write_eval_report
 from rlmath.evaluation import EvalResult, evaluate
+from rlmath.model_registry import register_adapter
 from rlmath.models import resolve_model
 from rlmath.plots import plot_eval_report, plot_training_curves
 from rlmath.policy import load_policy, save_adapter, sequence_logprobs
 from rlmath.prompts import PromptEncoder
-from rlmath.registry import register_adapter
 from rlmath.sampling import AdapterRef, Sampler, SamplingRequest, build_sampler, max_tokens_from_lengths
 from rlmath.tracking import Tracker, new_run_dir
 
@@ -72,8 +72,19 @@ def setup_run(config: Config) -> RunState:
     policy = load_policy(config, base)
     config = cap_from_solutions(config, train, policy.tokenizer)
     tracker = Tracker(config, new_run_dir(config, config.algorithm), kind="train")
+    log_datasets(tracker, config, train, held_out)
     sampler = build_sampler(config, base, policy)
     return RunState(config, tracker, policy, PromptEncoder(policy.tokenizer, config), sampler, train, held_out)
+
+
+def log_datasets(tracker: Tracker, config: Config, train: list[Problem], held_out: list[Problem]) -> None:
+    """Training data and eval set as mlflow dataset inputs (name, digest, source, size)."""
+    data = config.data
+    synth = {"generator": "rlmath.synth", "families": ",".join(data.families), "difficulty": data.difficulty}
+    train_source = data.path if data.source == "dataset" else synth | {"seed": data.train_seed}
+    eval_source = data.path if data.source == "dataset" else synth | {"seed": data.eval_seed}
+    tracker.log_dataset([asdict(p) for p in train], "train", "training", train_source)
+    tracker.log_dataset([asdict(p) for p in held_out], "eval", "evaluation", eval_source)
 
 
 def cap_from_solutions(config: Config, train: list[Problem], tokenizer) -> Config:
@@ -186,7 +197,10 @@ def finish_run(state: RunState, stages: list[Stage], console) -> Path:
     state.tracker.log_metrics(comparison_metrics(report), last_step)
     stage_metrics = {key: value for stage in stages
                      for key, value in stage.result.metrics(f"eval/{stage.name}").items()}
-    register_adapter(state.tracker, stage_metrics)
+    final = stages[-1]
+    model_id = state.tracker.log_adapter_model(run_dir / "adapter", "final", last_step,
+                                               final.result.metrics(f"eval/{final.name}"))
+    register_adapter(state.tracker, stage_metrics, model_id=model_id)
     state.tracker.finish()
     print_eval_report(report, console)
     if state.tracker.run_id:
