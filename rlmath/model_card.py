@@ -80,8 +80,8 @@ def eval_results(report: dict[str, Any] | None) -> list:
         return []
     final = report["stages"][-1]
     dataset_type, split = eval_dataset(report)
-    common = dict(task_type="text-generation", task_name="Math word problems", dataset_type=dataset_type,
-                  dataset_name=_dataset_title(report), dataset_split=split)
+    common = {"task_type": "text-generation", "task_name": "Math word problems", "dataset_type": dataset_type,
+              "dataset_name": _dataset_title(report), "dataset_split": split}
     results = [EvalResult(metric_type="accuracy", metric_name="accuracy (greedy)", metric_value=final["accuracy"],
                           **common)]
     for name, value in sorted((final.get("pass@k") or {}).items()):
@@ -122,9 +122,9 @@ def _summary(inputs: CardInputs) -> str:
     base = f"[{inputs.base.hub_id}](https://huggingface.co/{inputs.base.hub_id})" if inputs.base.hub_id \
         else f"`{inputs.base.name_or_path}`"
     lines = [f"# {inputs.repo_id.split('/')[-1]}",
-             f"A LoRA adapter for {base}, trained by [rlmath](https://github.com/) with **{config.algorithm.upper()}**"
-             f"{' after an SFT warm start' if config.sft.warm_start else ''} on math problems whose answers are "
-             "checked by a symbolic verifier.",
+             (f"A LoRA adapter for {base}, trained by rlmath with **{config.algorithm.upper()}**"
+              f"{' after an SFT warm start' if config.sft.warm_start else ''} on math problems whose answers are "
+              "checked by a symbolic verifier."),
              f"**Base model.** {inputs.base.note}",
              f"Run `{inputs.run_name}`" + (f", mlflow run id `{inputs.mlflow_run_id}`." if inputs.mlflow_run_id else ".")]
     if inputs.merged:
@@ -142,13 +142,13 @@ def _training(config: Config) -> str:
     else:
         source = f"`{data.path}` split `{data.split}` (fields `{data.question_field}` / `{data.answer_field}`)"
     rows = [("algorithm", config.algorithm), ("data", source),
-            ("LoRA", f"r={config.lora.r}, alpha={config.lora.alpha}, dropout={config.lora.dropout}, "
-                     f"targets {', '.join(config.lora.target_modules)}"),
+            ("LoRA", (f"r={config.lora.r}, alpha={config.lora.alpha}, dropout={config.lora.dropout}, "
+                      f"targets {', '.join(config.lora.target_modules)}")),
             ("seed", str(config.seed))]
     if config.algorithm == "grpo":
         g, s = config.grpo, config.sampling
-        rows += [("GRPO", f"{g.steps} steps × {g.prompts_per_step} prompts × {s.num_generations} samples, "
-                          f"lr {g.learning_rate}, loss {g.loss_type}, clip ε {g.epsilon}, β {g.beta}"),
+        rows += [("GRPO", (f"{g.steps} steps × {g.prompts_per_step} prompts × {s.num_generations} samples, "
+                           f"lr {g.learning_rate}, loss {g.loss_type}, clip ε {g.epsilon}, β {g.beta}")),
                  ("sampling", f"T={s.temperature}, top_p={s.top_p}, max {s.max_tokens} tokens ({s.backend})")]
     if config.algorithm == "sft" or config.sft.warm_start:
         f = config.sft
@@ -169,8 +169,8 @@ def _rewards(config: Config) -> str:
 def _results(report: dict[str, Any] | None, plot: str | None) -> str:
     if not report or not report.get("stages"):
         return "## Results\n\nThe run has no eval.json: no evaluation to report."
-    lines = [f"## Results\n\nHeld-out set: `{report.get('dataset')}`, {report.get('items')} items, greedy decoding; "
-             "95% bootstrap confidence intervals.\n",
+    lines = [(f"## Results\n\nHeld-out set: `{report.get('dataset')}`, {report.get('items')} items, greedy "
+              "decoding; 95% bootstrap confidence intervals.\n"),
              "| stage | adapter | accuracy | 95% CI | n |", "|---|---|---|---|---|"]
     for stage in report["stages"]:
         lines.append(f"| {stage['name']} | {stage.get('adapter') or '—'} | {stage['accuracy']:.3f} | "

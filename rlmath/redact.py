@@ -62,7 +62,7 @@ class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
-        except Exception:  # a malformed record stays as it is; logging reports it on its own
+        except (TypeError, ValueError, KeyError):  # a malformed record stays as it is; logging reports it on its own
             return True
         cleaned = redact(message)
         if cleaned != message or record.args:

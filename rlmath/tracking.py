@@ -63,8 +63,12 @@ def source_tags() -> dict[str, str]:
     import sys
 
     from mlflow.utils.git_utils import get_git_commit, get_git_repo_url
-    from mlflow.utils.mlflow_tags import (MLFLOW_GIT_COMMIT, MLFLOW_GIT_REPO_URL, MLFLOW_SOURCE_NAME,
-                                          MLFLOW_SOURCE_TYPE)
+    from mlflow.utils.mlflow_tags import (
+        MLFLOW_GIT_COMMIT,
+        MLFLOW_GIT_REPO_URL,
+        MLFLOW_SOURCE_NAME,
+        MLFLOW_SOURCE_TYPE,
+    )
 
     package_dir = str(Path(__file__).resolve().parent)
     script = Path(sys.argv[0]).name

@@ -25,10 +25,11 @@ import base64
 import hashlib
 import json
 import threading
-
-import yaml
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
+
+import yaml
 
 _LFS_SUFFIXES = (".safetensors", ".png", ".bin")
 
@@ -68,7 +69,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.state.requests.append({"method": self.command, "path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
                                     "body": body})
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server naming)
+    def do_POST(self) -> None:
         body = self._body()
         self._record(body)
         path = self.path.split("?")[0]
@@ -86,7 +87,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.state.unknown.append(f"POST {self.path}")
         self._reply(404, {"error": "not implemented by the test hub"})
 
-    def do_PUT(self) -> None:  # noqa: N802
+    def do_PUT(self) -> None:
         body = self._body()
         self._record(body)
         if self.path.startswith("/lfs-upload/"):
@@ -98,7 +99,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.state.unknown.append(f"PUT {self.path}")
         self._reply(404)
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._record(b"")
         if self.path.split("?")[0] != "/api/agent-harnesses":
             self.state.unknown.append(f"GET {self.path}")
@@ -166,7 +167,7 @@ class HubServer:
         handler.endpoint = self.url
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
-    def __enter__(self) -> "HubServer":
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 

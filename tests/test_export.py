@@ -83,7 +83,7 @@ def run_folder(tmp_path_factory) -> Path:
 def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     """``rlmath`` in a subprocess: real exit code, real stdout/stderr."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "rlmath.cli", *args], capture_output=True, text=True, cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "rlmath.cli", *args], capture_output=True, text=True, cwd=ROOT, check=False,
                           env=full_env, timeout=300)
 
 

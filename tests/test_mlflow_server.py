@@ -29,9 +29,9 @@ def mlflow_server(tmp_path: Path):
 def test_training_logs_over_http_and_reads_back(tmp_path: Path, mlflow_server, monkeypatch) -> None:
     import mlflow
     import pandas as pd
-    import rewards
     from rich.console import Console
 
+    import rewards
     from rlmath.loop import run_training
     from tests.test_train import text_length_reward
 

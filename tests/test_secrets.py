@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow  # three CLI processes, one a (seconds-long) train
 
 
 def rlmath(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "rlmath.cli", *args], capture_output=True, text=True, cwd=ROOT,
+    result = subprocess.run([sys.executable, "-m", "rlmath.cli", *args], capture_output=True, text=True, cwd=ROOT, check=False,
                             env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return result

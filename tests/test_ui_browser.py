@@ -52,10 +52,10 @@ def start_ui(runs: Path) -> tuple[subprocess.Popen, str]:
 
 
 def test_mlflow_ui_shows_training_view_models_datasets_and_gains_plot(tmp_path: Path, monkeypatch, capsys) -> None:
-    import rewards
     from playwright.sync_api import sync_playwright
     from rich.console import Console
 
+    import rewards
     from rlmath.loop import run_training
     from tests.test_train import text_length_reward
 
