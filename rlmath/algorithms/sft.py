@@ -91,7 +91,8 @@ def warm_start(state: RunState, console, stage: str = "sft") -> EvalResult:
     state.adapter = sync_adapter(state, step=0)
     result = evaluate_and_log(state, stage, state.adapter, 0)
     if stage == "sft":  # an SFT-only run logs its adapter as the final model in finish_run
-        state.tracker.log_adapter_model(state.tracker.run_dir / "adapter_sft", "sft", 0, result.metrics(f"eval/{stage}"))
+        sft_metrics = result.metrics(f"eval/{stage}")
+        state.tracker.log_adapter_model(state.tracker.run_dir / "adapter_sft", "sft", 0, sft_metrics)
     return result
 
 
