@@ -13,6 +13,12 @@ import re
 MAX_ANSWER_CHARS = 2000
 """Answers longer than this are not answers; the cap also bounds parser work downstream."""
 
+MAX_COMPLETION_CHARS = 100_000
+"""Only the last 100,000 characters of a completion (about 25,000 tokens) are searched for the answer.
+
+Extraction runs in the trainer's process, outside the pool's timeout; linear scans of a megabyte
+still took seconds on a loaded machine (the fuzz run), so the work is bounded by this window."""
+
 _BOX_RE = re.compile(r"\\(?:boxed|fbox)\s*")
 _ANSWER_TAG_RE = re.compile(r"<answer>((?:(?!<answer>).)*?)</answer>", re.DOTALL | re.IGNORECASE)
 """Content may not hold another ``<answer>``: each opening tag then scans only to the next one, so a
@@ -205,11 +211,12 @@ def answer_candidates(text: str, number_fallback: bool = True) -> list[str]:
 
     Only the latest marker counts: a box, or an "answer is" phrase written after the last box.
     Without any marker: the last math span, bold text, the whole text when it is short, the last
-    number (``number_fallback``).
+    number (``number_fallback``). Only the last ``MAX_COMPLETION_CHARS`` characters are read.
 
     >>> answer_candidates(r"We get \\boxed{255}. Final Answer: The final answer is $10,455$.")
     ['10,455']
     """
+    text = text[-MAX_COMPLETION_CHARS:]
     boxes = boxed_spans(text)
     phrase = answer_phrase_line(text)
     if phrase is not None and (not boxes or phrase[0] > boxes[-1][0]) and not _BOX_RE.search(phrase[1]):
