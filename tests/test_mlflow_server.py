@@ -49,7 +49,7 @@ def test_training_logs_over_http_and_reads_back(tmp_path: Path, mlflow_server, m
     assert client.get_experiment(run.info.experiment_id).name == "rlmath-http"
     assert "eval/final/accuracy" in run.data.metrics and "reward/mean" in run.data.metrics
 
-    table = client.load_table(run.info.experiment_id, "eval_after_completions.json", run_ids=[run.info.run_id])
+    table = client.load_table(run.info.experiment_id, "eval_final_completions.json", run_ids=[run.info.run_id])
     assert isinstance(table, pd.DataFrame) and len(table) == config.data.eval_size
     assert {"prompt", "completion", "extracted", "gold", "correct", "status"} <= set(table.columns)
 
