@@ -40,10 +40,14 @@ def _fail(message: str, code: int = 1) -> None:
 
 @app.command()
 def train(config: Optional[Path] = ConfigOpt, set_: Optional[List[str]] = SetOpt) -> None:
-    """Train a LoRA adapter (GRPO, or SFT with algorithm: sft) and track it in mlflow."""
+    """Train a LoRA adapter (GRPO; SFT or DPO with algorithm: sft|dpo) and track it in mlflow."""
     cfg = _load(config, set_)
     from rlmath.errors import RLMathError
-    from rlmath.loop import run_training
+
+    if cfg.algorithm == "dpo":
+        from rlmath.algorithms.dpo import run_dpo as run_training
+    else:
+        from rlmath.loop import run_training
 
     try:
         run_dir = run_training(cfg, console=console)
@@ -84,6 +88,23 @@ def evaluate(
                           limit=limit, out=out)
     try:
         run_eval_command(cfg, options, console=console)
+    except RLMathError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def pts(
+    config: Optional[Path] = ConfigOpt,
+    set_: Optional[List[str]] = SetOpt,
+    out: Path = typer.Option(..., help="Output folder for the pairs (datasets folder + pairs.jsonl); must be new or empty."),
+) -> None:
+    """Pivotal Token Search (Phi-4 4.3): single-token DPO pairs from the configured policy, tracked in mlflow."""
+    cfg = _load(config, set_)
+    from rlmath.algorithms.pts import run_pts
+    from rlmath.errors import RLMathError
+
+    try:
+        run_pts(cfg, out, console=console)
     except RLMathError as exc:
         _fail(str(exc))
 

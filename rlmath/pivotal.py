@@ -127,18 +127,27 @@ class PrefixEstimator:
         groups = self.sampler.generate([list(prompt) + list(prefix) for prompt, prefix, _ in todo], request, self.adapter)
         self.stats.sampling_s += time.perf_counter() - started
         self.stats.sampler_calls += 1
+        groups = [[self.without_eos(c.token_ids) for c in group] for group in groups]
         golds, texts = [], []
         for (_, prefix, gold), group in zip(todo, groups):
             golds += [gold] * len(group)
-            texts += [self.decode(list(prefix) + list(c.token_ids)) for c in group]
+            texts += [self.decode(list(prefix) + ids) for ids in group]
         self.stats.continuations += len(texts)
         correct = self.verify(golds, texts)
         index = 0
         for (prompt, prefix, _), group in zip(todo, groups):
             verdicts = correct[index:index + len(group)]
             index += len(group)
-            firsts = Counter(c.token_ids[0] for c in group if c.token_ids)
+            firsts = Counter(ids[0] for ids in group if ids)
             self.cache[(prompt, prefix)] = Estimate(sum(verdicts) / max(len(verdicts), 1), firsts)
+
+
+    def without_eos(self, token_ids) -> list[int]:
+        """vLLM keeps the stop token in ``token_ids``; a prefix or an alternative never holds it."""
+        ids = list(token_ids)
+        if ids and ids[-1] == self.eos_id:
+            ids.pop()
+        return ids
 
 
 def split_point(start: int, end: int, logprobs: Sequence[float], rule: str) -> int:
@@ -259,9 +268,7 @@ def select_trajectories(problems, prompts: list[tuple[int, ...]], estimator: Pre
         wrongs = [c for c, ok in zip(group, verdicts) if not ok]
         mixed = [c for pair in zip(rights, wrongs) for c in pair] + rights[len(wrongs):] + wrongs[len(rights):]
         for completion in mixed[: options.solutions_per_question]:
-            tokens = list(completion.token_ids)
-            if tokens and tokens[-1] == estimator.eos_id:  # vLLM keeps the stop token; a prefix never holds it
-                tokens.pop()
+            tokens = estimator.without_eos(completion.token_ids)
             chosen.append(Trajectory(problem, prompt, tuple(tokens), tuple(completion.logprobs[: len(tokens)]),
                                      completion in rights))
     stats.trajectories += len(chosen)
@@ -274,3 +281,37 @@ def search_pairs(problems, prompts: list[tuple[int, ...]], estimator: PrefixEsti
     trajectories = select_trajectories(problems, prompts, estimator, options, stats)
     pivots = find_pivots(trajectories, estimator, options)
     return pivot_pairs(trajectories, pivots, estimator, options, decode, policy_version, stats)
+
+
+def options_from(config) -> PTSOptions:
+    """The ``pts:`` section plus the sampling settings the policy is trained with."""
+    p, s = config.pts, config.sampling
+    return PTSOptions(question_samples=p.question_samples, p_low=p.p_low, p_high=p.p_high, threshold=p.threshold,
+                      mc_samples=p.mc_samples, split=p.split, solutions_per_question=p.solutions_per_question,
+                      max_alternatives=p.max_alternatives, temperature=s.temperature, top_p=s.top_p,
+                      max_tokens=s.max_tokens)
+
+
+def run_search(problems, prompts: list[list[int]], sampler: Sampler, adapter: AdapterRef | None, tokenizer, config,
+               policy_version: str, on_batch=None) -> tuple[list[dict], SearchStats]:
+    """PTS over ``problems`` in batches of ``pts.batch_questions`` until done or ``pts.max_seconds`` is spent.
+
+    ``on_batch(rows_so_far, stats, done, total)`` reports progress (the recipe logs it to mlflow).
+    """
+    options, stats = options_from(config), SearchStats()
+
+    def decode(ids) -> str:  # the prompt text keeps its chat-template tokens; completions have none to skip
+        return tokenizer.decode(list(ids), skip_special_tokens=False)
+
+    verify = rewards_verifier(config.rewards.timeout, config.rewards.workers)
+    estimator = PrefixEstimator(sampler, adapter, options, verify, decode, stats, eos_id=tokenizer.eos_token_id)
+    started, rows, size = time.perf_counter(), [], config.pts.batch_questions
+    for begin in range(0, len(problems), size):
+        if config.pts.max_seconds and time.perf_counter() - started > config.pts.max_seconds:
+            break
+        batch = [tuple(p) for p in prompts[begin:begin + size]]
+        rows = dedupe(rows + search_pairs(problems[begin:begin + size], batch, estimator, options, decode,
+                                          policy_version, stats))
+        if on_batch is not None:
+            on_batch(rows, stats, min(begin + size, len(problems)), len(problems))
+    return rows, stats
