@@ -119,15 +119,17 @@ class PrefixEstimator:
 
     def _sample(self, todo: list[tuple[tuple[int, ...], tuple[int, ...], str]]) -> None:
         o = self.options
-        longest = max(len(prefix) for _, prefix, _ in todo)
-        # The whole solution keeps the training length budget: a continuation gets what its prefix left.
+        shortest = min(len(prefix) for _, prefix, _ in todo)
+        # The whole solution keeps the training length budget: each continuation is cut to what its own
+        # prefix left (cutting after sampling is exact: later tokens never change earlier ones).
         request = SamplingRequest(n=o.mc_samples, temperature=o.temperature, top_p=o.top_p,
-                                  max_tokens=max(1, o.max_tokens - longest))
+                                  max_tokens=max(1, o.max_tokens - shortest))
         started = time.perf_counter()
         groups = self.sampler.generate([list(prompt) + list(prefix) for prompt, prefix, _ in todo], request, self.adapter)
         self.stats.sampling_s += time.perf_counter() - started
         self.stats.sampler_calls += 1
-        groups = [[self.without_eos(c.token_ids) for c in group] for group in groups]
+        groups = [[self.without_eos(c.token_ids)[: max(1, o.max_tokens - len(prefix))] for c in group]
+                  for (_, prefix, _), group in zip(todo, groups)]
         golds, texts = [], []
         for (_, prefix, gold), group in zip(todo, groups):
             golds += [gold] * len(group)

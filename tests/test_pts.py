@@ -37,6 +37,7 @@ class ScriptedPolicy:
         for prompt in prompts:
             self.prompts.append(tuple(prompt))
             prefix = list(prompt[len(PROMPT):])
+            self.max_tokens = request.max_tokens
             groups.append([self._continue(prefix, j) for j in range(request.n)])
         return groups
 
@@ -54,8 +55,8 @@ class ScriptedPolicy:
             else:
                 full.append({0: 10, 1: 11, 3: 13}[position])
                 logprobs.append(0.0)
-        tokens = full[len(prefix):]
-        return Completion(decode(tokens), tokens, logprobs, "stop")
+        tokens = full[len(prefix):][: self.max_tokens]
+        return Completion(decode(tokens), tokens, logprobs[: len(tokens)], "stop" if len(full) == 5 else "length")
 
     def completion_logprobs(self, prompt, completion, adapter):  # pragma: no cover - not used by PTS
         raise NotImplementedError
@@ -66,7 +67,8 @@ class ScriptedPolicy:
 
 def run_search(split: str):
     policy, stats = ScriptedPolicy(), SearchStats()
-    options = PTSOptions(question_samples=4, mc_samples=4, threshold=0.2, split=split, solutions_per_question=2)
+    options = PTSOptions(question_samples=4, mc_samples=4, threshold=0.2, split=split, solutions_per_question=2,
+                         max_tokens=5)
     estimator = PrefixEstimator(policy, None, options, rewards_verifier(timeout=5.0, workers=1), decode, stats)
     rows = search_pairs([Problem("p1", "carry?", "7", "add", 1)], [PROMPT], estimator, options, decode, "v0", stats)
     return rows, stats, policy
@@ -90,6 +92,16 @@ def test_pts_batches_prefixes_and_never_estimates_one_twice() -> None:
     _, stats, policy = run_search("token")
     assert len(policy.prompts) == len(set(policy.prompts))  # the cache answers repeats
     assert stats.sampler_calls < len(policy.prompts)  # several prefixes per sampler call
+
+
+def test_each_continuation_keeps_its_own_prefix_length_budget() -> None:
+    """Prefixes of different lengths share a sampler call; a short one must not get the long one's budget."""
+    policy, stats = ScriptedPolicy(), SearchStats()
+    options = PTSOptions(mc_samples=4, max_tokens=5)
+    estimator = PrefixEstimator(policy, None, options, rewards_verifier(timeout=5.0, workers=1), decode, stats)
+    carried, early = estimator.estimate([(PROMPT, (10, 11, CARRY), "7"), (PROMPT, (10,), "7")])
+    assert (carried.p, early.p) == (1.0, 0.5) and stats.sampler_calls == 1
+    assert set(early.next_tokens) == {11}
 
 
 def test_a_question_outside_the_band_is_not_searched() -> None:

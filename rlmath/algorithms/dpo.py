@@ -90,7 +90,9 @@ def sampled_pairs(trainer: Trainer) -> list[dict]:
     scored = score_groups([p.answer for p in problems], groups, config.rewards, s.max_tokens)
     samples = verified_samples(groups, scored.verdicts, scored.rewards, tokenizer.eos_token_id)
     trainer.tracker.log_metrics({"pairs/sample_accuracy": sum(scored.correct) / max(len(scored.correct), 1)}, 0)
-    decode = lambda ids: tokenizer.decode(ids, skip_special_tokens=False)  # noqa: E731 - the template stays
+    def decode(ids) -> str:  # the prompt text keeps its chat-template tokens
+        return tokenizer.decode(ids, skip_special_tokens=False)
+
     version = f"v{trainer.adapter.version}" if trainer.adapter else "base"
     if config.dpo.source == "solutions":
         return solution_pairs(problems, prompts, samples, decode=decode, eos_id=tokenizer.eos_token_id,
