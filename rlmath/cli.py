@@ -47,6 +47,10 @@ def _recipe(algorithm: str):
         from rlmath.algorithms.sft import run_sft
 
         return run_sft
+    if algorithm == "dpo":
+        from rlmath.algorithms.dpo import run_dpo
+
+        return run_dpo
     from rlmath.loop import run_training
 
     return run_training
@@ -54,7 +58,7 @@ def _recipe(algorithm: str):
 
 @app.command()
 def train(config: Optional[Path] = ConfigOpt, set_: Optional[List[str]] = SetOpt) -> None:
-    """Train a LoRA adapter (GRPO, or SFT with algorithm: sft) and track it in mlflow."""
+    """Train a LoRA adapter (GRPO; SFT or DPO with algorithm: sft|dpo) and track it in mlflow."""
     cfg = _load(config, set_)
     try:
         run_dir = _recipe(cfg.algorithm)(cfg, console=console)
@@ -99,6 +103,23 @@ def evaluate(
                           compare="base" if compare_base else compare, ks=ks, limit=limit, out=out)
     try:
         run_eval_command(cfg, options, console=console)
+    except RLMathError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def pts(
+    config: Optional[Path] = ConfigOpt,
+    set_: Optional[List[str]] = SetOpt,
+    out: Path = typer.Option(..., help="Output folder for the pairs (datasets folder + pairs.jsonl); must be new or empty."),
+) -> None:
+    """Pivotal Token Search (Phi-4 4.3): single-token DPO pairs from the configured policy, tracked in mlflow."""
+    cfg = _load(config, set_)
+    from rlmath.algorithms.pts import run_pts
+    from rlmath.errors import RLMathError
+
+    try:
+        run_pts(cfg, out, console=console)
     except RLMathError as exc:
         _fail(str(exc))
 

@@ -165,6 +165,55 @@ class SFTConfig(_Section):
     max_length: int = Field(512, ge=16)
 
 
+class DPOConfig(_Section):
+    """``algorithm: dpo``: trl's DPOTrainer on the LoRA adapter; the reference is the adapter the stage
+    starts from (``lora.init_adapter``, e.g. an SFT warm start), kept as a second, frozen adapter."""
+
+    pairs: str | None = None
+    """A saved pairs dataset (``rlmath pts --out`` or a pairs folder/JSONL); ``None``: build pairs in the run."""
+    source: Literal["rollouts", "pts", "solutions"] = "rollouts"
+    """Without ``pairs``: rollouts (verified correct vs wrong samples), pts (Pivotal Token Search with the
+    ``pts:`` section), or solutions (the checked worked solution vs the model's verified-wrong samples)."""
+    strategy: Literal["shortest_vs_wrong", "all"] = "shortest_vs_wrong"
+    max_pairs_per_prompt: int = Field(4, ge=1)
+    problems: int = Field(64, ge=1)
+    """Training problems sampled (``sampling.num_generations`` each) to build in-run pairs."""
+    beta: float = Field(0.1, gt=0.0)
+    learning_rate: float = Field(5e-5, gt=0.0)
+    epochs: float = Field(1.0, gt=0.0)
+    max_steps: int = Field(-1, ge=-1)
+    batch_size: int = Field(8, ge=1)
+    max_length: int = Field(512, ge=16)
+
+
+class PTSConfig(_Section):
+    """Pivotal Token Search (Phi-4 report 4.3), for ``rlmath pts`` and ``dpo.source: pts``."""
+
+    question_samples: int = Field(8, ge=2)
+    """Samples per question that estimate p(success | question)."""
+    p_low: float = Field(0.2, ge=0.0, le=1.0)
+    p_high: float = Field(0.8, ge=0.0, le=1.0)
+    threshold: float = Field(0.2, gt=0.0, le=1.0)
+    """A token is pivotal when including it moves p(success) by at least this much."""
+    mc_samples: int = Field(8, ge=1)
+    """Monte Carlo continuations per prefix estimate."""
+    split: Literal["logprob", "token"] = "logprob"
+    """Where a segment is cut: at half its cumulative sampled log-prob (the paper's rule) or at its middle."""
+    solutions_per_question: int = Field(2, ge=1)
+    max_alternatives: int = Field(4, ge=1)
+    problems: int = Field(64, ge=1)
+    """Training problems to search (questions per batch: ``batch_questions``)."""
+    batch_questions: int = Field(16, ge=1)
+    max_seconds: float | None = Field(None, gt=0.0)
+    """Stop starting new batches after this much wall-clock time (a bounded run)."""
+
+    @model_validator(mode="after")
+    def _band(self) -> PTSConfig:
+        if self.p_low > self.p_high:
+            raise ValueError(f"p_low ({self.p_low}) is above p_high ({self.p_high})")
+        return self
+
+
 class RewardsConfig(_Section):
     weights: dict[str, float] = {"correct": 1.0, "format_if_correct": 0.1}
     """Correctness first: the default format term pays only on correct answers, so it breaks ties among
@@ -211,7 +260,7 @@ class Config(_Section):
     output_dir: str = "runs"
     run_name: str | None = None
     seed: int = 0
-    algorithm: Literal["grpo", "sft"] = "grpo"
+    algorithm: Literal["grpo", "sft", "dpo"] = "grpo"
     model: ModelConfig = ModelConfig()
     lora: LoraConfig = LoraConfig()
     data: DataConfig = DataConfig()
@@ -219,6 +268,8 @@ class Config(_Section):
     sampling: SamplingConfig = SamplingConfig()
     grpo: GRPOConfig = GRPOConfig()
     sft: SFTConfig = SFTConfig()
+    dpo: DPOConfig = DPOConfig()
+    pts: PTSConfig = PTSConfig()
     rewards: RewardsConfig = RewardsConfig()
     eval: EvalConfig = EvalConfig()
     tracking: TrackingConfig = TrackingConfig()

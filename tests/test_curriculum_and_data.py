@@ -11,8 +11,8 @@ import pytest
 from rlmath.config import ConfigError, load_config
 from rlmath.curriculum import ProblemPicker
 from rlmath.data import Problem, load_problems
-from rlmath.sources import Fields, rows_to_problems
 from rlmath.errors import RLMathError
+from rlmath.sources import Fields, rows_to_problems
 
 ROOT = Path(__file__).resolve().parents[1]
 

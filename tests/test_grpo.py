@@ -5,8 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rlmath.algorithms.grpo import (RolloutBatch, clipped_surrogate, group_advantages, grpo_step,
-                                    informative_groups, k3_kl, sequence_weights)
+from rlmath.algorithms.grpo import (
+    RolloutBatch,
+    clipped_surrogate,
+    group_advantages,
+    grpo_step,
+    informative_groups,
+    k3_kl,
+    sequence_weights,
+)
 from rlmath.config import GRPOConfig, load_config
 from rlmath.policy import lora_state, pack_batch
 
@@ -158,7 +165,8 @@ def test_loss_uses_the_sampling_temperature(tiny_policy) -> None:
 
 
 def test_kl_reference_is_the_adapter_at_stage_start_not_the_base(tiny_policy, tmp_path) -> None:
-    from rlmath.policy import freeze_reference, pack_batch as pack, reference_logprobs, save_adapter, token_logprobs
+    from rlmath.policy import freeze_reference, reference_logprobs, save_adapter, token_logprobs
+    from rlmath.policy import pack_batch as pack
 
     model = tiny_policy.model
     _perturb(model, scale=0.5)  # "after SFT": far from the base

@@ -57,7 +57,7 @@ class RolloutBatch:
     advantages: torch.Tensor  # (B,)
     old_logprobs: list[list[float]] | None = None
 
-    def rows(self, index: Sequence[int]) -> "RolloutBatch":
+    def rows(self, index: Sequence[int]) -> RolloutBatch:
         """The sub-batch of the given rows (a minibatch)."""
         pick = list(index)
         old = None if self.old_logprobs is None else [self.old_logprobs[i] for i in pick]
