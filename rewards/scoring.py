@@ -50,9 +50,9 @@ def format_if_correct_reward(completion: str, verdict: Verdict, **kw) -> float:
     weak model learns "box something, early". Gated on correctness, the term only breaks ties among
     correct answers and an all-wrong group stays at zero advantage.
 
-    >>> format_if_correct_reward("\\boxed{4}", Verdict(True, "correct", "4"))
+    >>> format_if_correct_reward("\\\\boxed{4}", Verdict(True, "correct", "4"))
     1.0
-    >>> format_if_correct_reward("\\boxed{5}", Verdict(False, "wrong", "5"))
+    >>> format_if_correct_reward("\\\\boxed{5}", Verdict(False, "wrong", "5"))
     0.0
     """
     return format_reward(completion, verdict) if verdict.correct else 0.0
