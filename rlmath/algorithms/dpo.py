@@ -32,6 +32,7 @@ from rlmath.pivotal import run_search
 from rlmath.rollout_scoring import score_groups
 from rlmath.run import RunState, evaluate_and_log, finish_run, progress_bar, setup_run, sync_adapter, tracked_run
 from rlmath.sampling import SamplingRequest
+from rlmath.trainer_logs import forward_logs
 
 REFERENCE = "ref"  # the name trl gives the frozen copy of the starting adapter
 ID_COLUMNS = ["prompt_ids", "chosen_ids", "rejected_ids"]
@@ -137,7 +138,7 @@ def train_dpo(policy, pairs, config: Config, log, on_step=None) -> dict[str, flo
                             # fp32 like the sampler: trl's bf16 autocast would stay wrapped around forward.
                             bf16=False, fp16=False, gradient_checkpointing=False, use_cpu=not torch.cuda.is_available())
         trainer = _trainer_class()(model=policy.model, args=args, train_dataset=pairs,
-                                   processing_class=policy.tokenizer, callbacks=[_forward_logs(log, on_step)])
+                                   processing_class=policy.tokenizer, callbacks=[forward_logs("dpo", log, on_step)])
         trainer.remove_callback(PrinterCallback)
         try:
             check_reference(policy.model)
@@ -159,22 +160,6 @@ def _trainer_class():
             return super()._prepare_dataset(dataset, processing_class, args, dataset_name)
 
     return ExactIdsDPOTrainer
-
-
-def _forward_logs(log, on_step):
-    from transformers import TrainerCallback
-
-    class ForwardLogs(TrainerCallback):
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            numeric = {f"dpo/{k}": float(v) for k, v in (logs or {}).items() if isinstance(v, (int, float))}
-            if numeric:
-                log(numeric, state.global_step)
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if on_step is not None:
-                on_step(state.global_step, state.max_steps)
-
-    return ForwardLogs()
 
 
 def check_reference(model) -> None:
