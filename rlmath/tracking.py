@@ -161,6 +161,20 @@ class Tracker:
                                              samples_before_logging=1, tracking_uri=self.uri)
         self._monitor.start()
 
+    def _stop_system_metrics(self) -> None:
+        """Stop the sampler and publish one closing sample.
+
+        mlflow's monitor returns without publishing when it is stopped mid-window, so a run shorter
+        than the sampling interval (and the last window of every run) would have no system metrics.
+        """
+        monitor, self._monitor = self._monitor, None
+        if monitor is None:
+            return
+        monitor.finish()
+        monitor.collect_metrics()
+        monitor.publish_metrics(monitor.aggregate_metrics())
+        monitor.mlflow_logger.flush()
+
     def log_metrics(self, metrics: dict[str, float], step: int, *, model_id: str | None = None,
                     dataset: tuple[str, str] | None = None) -> None:
         """Append to metrics.jsonl and mlflow; non-finite values stay in the file as null.
@@ -263,8 +277,6 @@ class Tracker:
     def finish(self, status: str = "FINISHED") -> None:
         self._metrics.close()
         self._samples.close()
-        if self._monitor is not None:
-            self._monitor.finish()
-            self._monitor = None
+        self._stop_system_metrics()
         if self.run_id:
             self._client.set_terminated(self.run_id, status=status)
