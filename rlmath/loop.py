@@ -29,6 +29,7 @@ from rlmath.prompts import PromptEncoder
 from rlmath.sampling import AdapterRef, Completion, Sampler, SamplingRequest, build_sampler
 from rlmath.scoring import Scored, score_groups
 from rlmath.tracking import Tracker, new_run_dir
+from rlmath.vllm_server import probe_targets, replica_metrics
 
 
 @dataclass
@@ -107,6 +108,7 @@ def one_training_step(trainer: Trainer, step: int) -> dict[str, float]:
     sync_started = time.perf_counter()
     trainer.adapter = sync_adapter(trainer, step=step)
     metrics = step_metrics(trainer, groups, scored, rewards, sample_s) | batch_stats | update
+    metrics |= replica_metrics(trainer.sampler)  # vllm_server: live replica count (a dead one is logged by URL)
     metrics["time/sync_s"] = time.perf_counter() - sync_started
     metrics["time/step_s"] = time.perf_counter() - started
     trainer.tracker.log_metrics(metrics, step)
@@ -183,25 +185,28 @@ def sync_adapter(trainer: Trainer, step: int) -> AdapterRef:
     trainer.version += 1
     path = save_adapter(trainer.policy.model, trainer.tracker.run_dir / "adapters" / f"v{trainer.version}")
     adapter = AdapterRef("policy", trainer.version, str(path.resolve()))
-    if trainer.config.grpo.probe and trainer.config.sampling.backend == "vllm":
-        difference = probe_adapter(trainer, adapter)
+    if trainer.config.grpo.probe and trainer.config.sampling.backend in ("vllm", "vllm_server"):
+        # Every vLLM server replica is probed; the in-process engine is its own single target.
+        difference = max(probe_adapter(trainer, adapter, target) for target in probe_targets(trainer.sampler))
         trainer.tracker.log_metrics({"sync/probe_max_abs_diff": difference}, step)
     if trainer.adapter is not None and trainer.adapter.path != adapter.path:
         shutil.rmtree(trainer.adapter.path, ignore_errors=True)
     return adapter
 
 
-def probe_adapter(trainer: Trainer, adapter: AdapterRef) -> float:
+def probe_adapter(trainer: Trainer, adapter: AdapterRef, sampler: Sampler | None = None) -> float:
     """Fail loudly if the sampler's log-probs of a fixed completion disagree with the trainer's."""
+    sampler = trainer.sampler if sampler is None else sampler
     prompt = trainer.encoder([trainer.eval[0].question])[0]
     completion = trainer.policy.tokenizer.encode(f"The answer is \\boxed{{{trainer.eval[0].answer}}}.",
                                                  add_special_tokens=False)
     with torch.no_grad():
         ours = sequence_logprobs(trainer.policy.model, [prompt], [completion], trainer.policy.tokenizer.pad_token_id)[0]
-    theirs = torch.tensor(trainer.sampler.completion_logprobs(prompt, completion, adapter))
+    theirs = torch.tensor(sampler.completion_logprobs(prompt, completion, adapter))
     difference = float((ours - theirs).abs().max())
     if difference > trainer.config.grpo.probe_tolerance:
-        raise RLMathError(f"adapter sync probe failed: the sampler's log-probs differ from the trainer's by "
+        where = f" at {sampler.url}" if hasattr(sampler, "url") else ""
+        raise RLMathError(f"adapter sync probe failed: the sampler's{where} log-probs differ from the trainer's by "
                           f"{difference:.4f} > grpo.probe_tolerance={trainer.config.grpo.probe_tolerance} "
                           f"(is it still serving an old adapter? version {adapter.version} at {adapter.path})")
     return difference

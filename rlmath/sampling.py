@@ -193,6 +193,10 @@ def build_sampler(config, base_path: str, policy=None) -> Sampler:
         if policy is None:
             raise RLMathError("sampling.backend=hf needs the trainer's policy model")
         return HFSampler(policy.model, policy.tokenizer)
+    if sampling.backend == "vllm_server":
+        from rlmath.vllm_server import build_server_sampler  # it builds on this module's types
+
+        return build_server_sampler(config, base_path)
     return VLLMSampler(base_path, dtype=config.model.dtype, seed=config.seed, max_model_len=sampling.max_model_len,
                        gpu_memory_utilization=sampling.gpu_memory_utilization, max_lora_rank=sampling.max_lora_rank,
                        enforce_eager=sampling.enforce_eager)
