@@ -19,6 +19,7 @@ Adapter files are passed by path, so remote servers must see the trainer's files
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,16 +57,18 @@ class ReplicaFailure:
     reason: str
 
 
-def adapter_name(adapter: AdapterRef) -> str:
-    """A distinct served name per version: the server gives it a fresh LoRA id and cache namespace."""
-    return f"{adapter.name}-v{adapter.version}"
+def adapter_name(adapter: AdapterRef, session: str) -> str:
+    """A distinct served name per sampler session and version: the server gives it a fresh LoRA id
+    and cache namespace, and two runs sharing long-lived servers never collide on ``policy-v1``."""
+    return f"{adapter.name}-{session}-v{adapter.version}"
 
 
 class ReplicaClient:
     """One ``vllm serve`` replica; implements the Sampler protocol for its own server."""
 
-    def __init__(self, url: str, timeout_s: float, base_model: str = BASE_MODEL) -> None:
+    def __init__(self, url: str, timeout_s: float, session: str, base_model: str = BASE_MODEL) -> None:
         self.url = url.rstrip("/")
+        self.session = session
         self.base_model = base_model
         self._http = httpx.Client(base_url=self.url, timeout=timeout_s)
         self.loaded: AdapterRef | None = None
@@ -94,11 +98,17 @@ class ReplicaClient:
         if adapter is None:
             return self.base_model
         if self.loaded != adapter:
-            self._post("/v1/load_lora_adapter", {"lora_name": adapter_name(adapter), "lora_path": adapter.path})
-            previous, self.loaded = self.loaded, adapter
-            if previous is not None and adapter_name(previous) != adapter_name(adapter):
-                self._post("/v1/unload_lora_adapter", {"lora_name": adapter_name(previous)})
-        return adapter_name(adapter)
+            self._post("/v1/load_lora_adapter", {"lora_name": adapter_name(adapter, self.session),
+                                                 "lora_path": adapter.path})
+            self.unload()
+            self.loaded = adapter
+        return adapter_name(adapter, self.session)
+
+    def unload(self) -> None:
+        """Drop the adapter version this client loaded (the server keeps it otherwise)."""
+        if self.loaded is not None:
+            previous, self.loaded = self.loaded, None
+            self._post("/v1/unload_lora_adapter", {"lora_name": adapter_name(previous, self.session)})
 
     def generate(self, prompts: Sequence[list[int]], request: SamplingRequest,
                  adapter: AdapterRef | None) -> list[list[Completion]]:
@@ -154,7 +164,8 @@ class ServerSampler:
     def __init__(self, urls: Sequence[str], *, timeout_s: float = 600.0, processes: Sequence["ServerProcess"] = ()) -> None:
         if not urls:
             raise RLMathError("sampling.server_urls: no vLLM server to sample from")
-        self._live = [ReplicaClient(url, timeout_s) for url in urls]
+        session = uuid.uuid4().hex[:8]
+        self._live = [ReplicaClient(url, timeout_s, session) for url in urls]
         self.processes = list(processes)
         self.failures: list[ReplicaFailure] = []
 
@@ -207,6 +218,8 @@ class ServerSampler:
 
     def close(self) -> None:
         for replica in self._live:
+            with contextlib.suppress(RLMathError):
+                replica.unload()
             replica.close()
         for process in self.processes:
             process.stop()

@@ -87,7 +87,7 @@ def test_adapter_versions_load_on_both_replicas_and_probe_equal(servers, tmp_pat
         for replica in replicas:
             served = torch.tensor(replica.completion_logprobs(PROMPT, COMPLETION, adapter))
             assert float((served - trained).abs().max()) < 1e-3, replica.url
-            assert _served_models(replica.url) == {"base", adapter_name(adapter)}  # the old version is unloaded
+            assert _served_models(replica.url) == {"base", adapter_name(adapter, replica.session)}  # old one unloaded
     base = torch.tensor(replicas[0].completion_logprobs(PROMPT, COMPLETION, None))
     assert float((base - trained).abs().max()) > 1e-2  # the probe would notice a missing adapter
 
@@ -129,4 +129,6 @@ def test_killed_replica_is_reported_and_the_run_finishes_on_the_other(servers, s
     assert steps[2]["sampling/dead_replicas"] == 1
     probes = [r["sync/probe_max_abs_diff"] for r in rows if "sync/probe_max_abs_diff" in r]
     assert len(probes) == 3 and max(probes) < 0.01  # the surviving replica kept serving the new adapters
+    survivor = next(r for r in sampler.replicas() if r.url != victim.url)
+    assert _served_models(survivor.url) == {"base", adapter_name(survivor.loaded, survivor.session)}  # run unloaded its own
     assert json.loads((run_dir / "eval.json").read_text())["after"]["total"] == config.data.eval_size

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -140,10 +140,17 @@ def micro_batch_loss(model, batch: RolloutBatch, rows: slice, weights: torch.Ten
     return loss, stats
 
 
-def grpo_step(model, optimizer, batch: RolloutBatch, config: GRPOConfig, max_tokens: int, pad_id: int) -> dict[str, float]:
-    """One optimiser step over the whole rollout batch, accumulated over micro-batches."""
+def grpo_step(model, optimizer, batch: RolloutBatch, config: GRPOConfig, max_tokens: int, pad_id: int, *,
+              weights: torch.Tensor | None = None,
+              reduce_gradients: Callable[[list[torch.Tensor]], None] | None = None) -> dict[str, float]:
+    """One optimiser step over the whole rollout batch, accumulated over micro-batches.
+
+    A multi-process learner (``rlmath.distributed``) passes this rank's rows with ``weights``
+    normalised over the global batch, and ``reduce_gradients`` to sum gradients across ranks before
+    clipping, so every rank takes the single-process step.
+    """
     lengths = [len(c) for c in batch.completion_ids]
-    weights = sequence_weights(lengths, config.loss_type, max_tokens)
+    weights = sequence_weights(lengths, config.loss_type, max_tokens) if weights is None else weights
     model.train()
     optimizer.zero_grad(set_to_none=True)
     total_loss, token_sums, maxima = 0.0, {}, {}
@@ -159,6 +166,8 @@ def grpo_step(model, optimizer, batch: RolloutBatch, config: GRPOConfig, max_tok
             else:  # token-weighted mean across micro-batches
                 token_sums[key] = token_sums.get(key, 0.0) + value * tokens
     params = [p for p in model.parameters() if p.requires_grad]
+    if reduce_gradients is not None:
+        reduce_gradients(params)
     grad_norm = float(torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm))
     optimizer.step()
     total_tokens = max(sum(lengths), 1)
