@@ -93,3 +93,58 @@ def shard_batch(batch: RolloutBatch, group_size: int, rank: int, world_size: int
     rows = slice(groups.start * group_size, groups.stop * group_size)
     return RolloutBatch(prompt_ids=batch.prompt_ids[rows], completion_ids=batch.completion_ids[rows],
                         sampler_logprobs=batch.sampler_logprobs[rows], advantages=batch.advantages[rows])
+
+
+def start_learner() -> bool:
+    """Join the process group ``accelerate launch`` (or torchrun) describes; True when there are several ranks.
+
+    accelerate's ``PartialState`` reads the launcher's environment and picks gloo on CPU, nccl on GPUs.
+    """
+    from accelerate import PartialState
+
+    return PartialState().num_processes > 1
+
+
+def share_batch(batch: RolloutBatch | None) -> RolloutBatch | None:
+    """Rank 0's rollout batch (or ``None``: nothing to learn from this step), on every rank."""
+    if world()[1] == 1:
+        return batch
+    holder = [batch]
+    dist.broadcast_object_list(holder, src=0)
+    return holder[0]
+
+
+def share_parameters(model) -> None:
+    """Start every rank from rank 0's adapter (a fresh LoRA init draws from each process's RNG)."""
+    if world()[1] == 1:
+        return
+    for param in model.parameters():
+        if param.requires_grad:
+            dist.broadcast(param.data, src=0)
+
+
+def learner_step(model, optimizer, batch: RolloutBatch | None, config, group_size: int, pad_id: int) -> dict[str, float]:
+    """Every rank's update: rank 0 passes the step's batch, the others ``None``; each learns on its groups."""
+    batch = share_batch(batch)
+    if batch is None:
+        return {}
+    rank, size = world()
+    local = shard_batch(batch, group_size, rank, size)
+    return distributed_grpo_step(model, optimizer, local, config.grpo, config.sampling.max_tokens, pad_id)
+
+
+def follow_training(config) -> None:
+    """A rank other than 0: the same policy and optimiser, one update per step from rank 0's rollouts.
+
+    It never samples, syncs, evaluates or logs: rank 0 does, and hands each step's batch over.
+    """
+    from rlmath.models import resolve_model
+    from rlmath.policy import load_policy
+
+    policy = load_policy(config, resolve_model(config.model.name_or_path))
+    share_parameters(policy.model)
+    params = [p for p in policy.model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.grpo.learning_rate, weight_decay=config.grpo.weight_decay)
+    for _ in range(config.grpo.steps):
+        learner_step(policy.model, optimizer, None, config, config.sampling.num_generations,
+                     policy.tokenizer.pad_token_id)

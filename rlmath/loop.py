@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rlmath.algorithms.grpo import RolloutBatch, group_advantages, grpo_step, informative_groups
+from rlmath.algorithms.grpo import RolloutBatch, group_advantages, informative_groups
 from rlmath.config import Config
 from rlmath.curriculum import ProblemPicker
 from rlmath.data import Problem, load_problems
+from rlmath.distributed import follow_training, is_main_process, learner_step, share_parameters, start_learner
 from rlmath.errors import RLMathError
 from rlmath.evaluation import EvalResult, evaluate
 from rlmath.models import resolve_model
@@ -49,13 +50,19 @@ class Trainer:
     version: int = 0  # adapter versions handed to the sampler; vLLM caches by this id, so never reuse one
 
 
-def run_training(config: Config, console) -> Path:
+def run_training(config: Config, console) -> Path | None:
     """Train, evaluate before and after, save the adapter; return the run folder."""
     if config.algorithm == "sft":
         from rlmath.algorithms.sft import run_sft
 
         return run_sft(config, console)
+    if start_learner():  # accelerate launch: rank 0 runs the loop, the other ranks only update
+        if config.sft.warm_start:
+            raise RLMathError("sft.warm_start: not supported under a multi-process launch yet; run it alone first")
+        if not is_main_process():
+            return follow_training(config)
     trainer = setup(config)
+    share_parameters(trainer.policy.model)
     try:
         before = evaluate_and_log(trainer, "eval/before", adapter=None, step=0)
         if config.sft.warm_start:
@@ -101,10 +108,9 @@ def one_training_step(trainer: Trainer, step: int) -> dict[str, float]:
     scored, rewards = score_rollouts(trainer, problems, groups)
     batch, batch_stats = build_batch(trainer, problems, groups, rewards)
     trainer.picker.update(indices, rewards_to_pass_rates(scored, trainer.config.sampling.num_generations))
-    update = {}
-    if batch is not None:
-        update = grpo_step(trainer.policy.model, trainer.optimizer, batch, trainer.config.grpo,
-                           trainer.config.sampling.max_tokens, trainer.policy.tokenizer.pad_token_id)
+    # One process: grpo_step on the batch. Under accelerate launch: every rank updates on its whole groups.
+    update = learner_step(trainer.policy.model, trainer.optimizer, batch, trainer.config,
+                          trainer.config.sampling.num_generations, trainer.policy.tokenizer.pad_token_id)
     sync_started = time.perf_counter()
     trainer.adapter = sync_adapter(trainer, step=step)
     metrics = step_metrics(trainer, groups, scored, rewards, sample_s) | batch_stats | update
