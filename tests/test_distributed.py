@@ -6,8 +6,11 @@ clipped gradient would hide a loss normalised by the wrong count.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -100,3 +103,23 @@ def test_two_gloo_ranks_match_one_process(loss_type: str, groups: int, tmp_path:
             assert torch.allclose(ranks[0][step][name], expected, atol=1e-6, rtol=1e-5), (step, name)
     moved = max(float((single[-1][n] - start[n]).abs().max()) for n in start)
     assert moved > 1e-3  # the step really changed the adapter, so the comparison means something
+
+
+@pytest.mark.slow
+def test_accelerate_launch_two_cpu_ranks_trains_with_one_tracked_run(tmp_path: Path) -> None:
+    """The real launcher: rank 0 runs the loop and is the only one writing a run folder and an mlflow run."""
+    import mlflow
+
+    args = [str(Path(sys.executable).parent / "accelerate"), "launch", "--cpu", "--num_processes", "2",
+            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "rlmath.cli", "train",
+            "-c", "configs/smoke.yaml", "--set", "sampling.backend=hf", "--set", f"output_dir={tmp_path}",
+            "--set", "run_name=ddp"]
+    result = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (result.stdout + result.stderr).count("run folder:") == 1  # printed by rank 0 only
+    assert [p.name for p in tmp_path.iterdir() if p.is_dir() and (p / "config.yaml").exists()] == ["ddp"]
+    rows = [json.loads(line) for line in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "grad_norm" in r] == [1, 2]  # both steps went through learner_step
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("rlmath-smoke").experiment_id])
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
