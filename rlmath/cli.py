@@ -64,7 +64,8 @@ def train(config: Optional[Path] = ConfigOpt, set_: Optional[List[str]] = SetOpt
         run_dir = _recipe(cfg.algorithm)(cfg, console=console)
     except RLMathError as exc:
         _fail(str(exc))
-    console.print(f"[green]run folder:[/green] {run_dir}")
+    if run_dir is not None:  # None on the ranks > 0 of a multi-process launch
+        console.print(f"[green]run folder:[/green] {run_dir}")
 
 
 @app.command("eval")

@@ -93,8 +93,21 @@ class PromptConfig(_Section):
     """Formatted with the problem's ``question``; the result is the user message of the chat template."""
 
 
+class ServerLaunchConfig(_Section):
+    """Local ``vllm serve`` replicas rlmath starts itself (``sampling.backend: vllm_server``)."""
+
+    replicas: int = Field(0, ge=0)
+    """Start this many servers on loopback, each on a free port (0: connect to ``sampling.server_urls``)."""
+    max_num_seqs: int = Field(64, ge=1)
+    cpu_kvcache_gib: int = Field(1, ge=1)
+    """``VLLM_CPU_KVCACHE_SPACE`` of each CPU replica (ignored on GPU)."""
+    startup_timeout_s: float = Field(600.0, gt=0.0)
+    extra_args: list[str] = []
+    """Appended to each ``vllm serve`` command line (for example ``[--tensor-parallel-size, "2"]``)."""
+
+
 class SamplingConfig(_Section):
-    backend: Literal["vllm", "hf"] = "vllm"
+    backend: Literal["vllm", "hf", "vllm_server"] = "vllm"
     num_generations: int = Field(8, ge=1)
     temperature: float = Field(1.0, ge=0.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
@@ -109,6 +122,18 @@ class SamplingConfig(_Section):
     """On CPU vLLM reserves this fraction of RAM for its KV cache (0.9 fails on a 24 GiB machine)."""
     max_lora_rank: int = 16
     enforce_eager: bool = True
+    server_urls: list[str] = []
+    """``vllm_server`` backend: base URLs of running ``vllm serve --enable-lora`` replicas
+    (``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True``); they must read adapter files from the trainer's paths."""
+    server_launch: ServerLaunchConfig = ServerLaunchConfig()
+    request_timeout_s: float = Field(600.0, gt=0.0)
+    """One HTTP request to a replica; a replica that does not answer in time counts as dead."""
+
+    @model_validator(mode="after")
+    def _servers_named(self) -> SamplingConfig:
+        if self.backend == "vllm_server" and not self.server_urls and not self.server_launch.replicas:
+            raise ValueError("backend vllm_server needs sampling.server_urls or sampling.server_launch.replicas > 0")
+        return self
 
 
 class GRPOConfig(_Section):

@@ -20,6 +20,7 @@ from rlmath.algorithms.grpo import (
     RolloutBatch,
     apply_truncation,
     attach_behaviour_logprobs,
+    distributed_grpo_step,
     group_advantages,
     grpo_step,
     informative_groups,
@@ -31,12 +32,23 @@ from rlmath.algorithms.sft import warm_start
 from rlmath.config import Config
 from rlmath.curriculum import ProblemPicker
 from rlmath.data import Problem
+from rlmath.distributed import (
+    check_learner_config,
+    is_main_process,
+    shard_batch,
+    share_batch,
+    share_parameters,
+    start_learner,
+    world,
+)
 from rlmath.errors import RLMathError
 from rlmath.eval_report import Stage
-from rlmath.policy import Reference, freeze_reference
+from rlmath.models import resolve_model
+from rlmath.policy import Reference, freeze_reference, load_policy
 from rlmath.rollout_scoring import Scored, score_groups
 from rlmath.run import RunState, evaluate_and_log, finish_run, progress_bar, setup_run, sync_adapter, tracked_run
 from rlmath.sampling import Completion, SamplingRequest
+from rlmath.vllm_server import replica_metrics
 
 
 @dataclass
@@ -60,11 +72,20 @@ def setup(config: Config) -> Trainer:
     return Trainer(**{f.name: getattr(state, f.name) for f in fields(state)}, optimizer=optimizer, picker=picker)
 
 
-def run_training(config: Config, console) -> Path:
-    """GRPO: evaluate the base, optionally warm-start with SFT, train, evaluate, finish; return the run folder."""
+def run_training(config: Config, console) -> Path | None:
+    """GRPO: evaluate the base, optionally warm-start with SFT, train, evaluate, finish; return the run folder.
+
+    Under ``accelerate launch`` rank 0 runs this loop and the other ranks only follow its updates
+    (:func:`rlmath.distributed.follow_training`); they return ``None``.
+    """
     if config.algorithm != "grpo":
         raise RLMathError(f"algorithm: {config.algorithm!r} is not the GRPO recipe; `rlmath train` picks its recipe")
+    if start_learner():
+        check_learner_config(config)
+        if not is_main_process():
+            return follow_training(config)
     trainer = setup(config)
+    share_parameters(trainer.policy.model)
     with tracked_run(trainer.tracker, trainer.sampler):
         stages = [Stage("base", None, evaluate_and_log(trainer, "base", adapter=None, step=0))]
         if config.sft.warm_start:
@@ -87,6 +108,39 @@ def run_training(config: Config, console) -> Path:
     return trainer.tracker.run_dir
 
 
+def learner_step(model, optimizer, batch: RolloutBatch | None, config: Config, pad_id: int,
+                 reference: Reference | None = None) -> dict[str, float]:
+    """Every rank's update: rank 0 passes the step's batch, the others ``None``; each learns on its groups.
+
+    One process (no process group) takes ``grpo_step`` on the whole batch, ``epochs × minibatches`` steps;
+    under ``accelerate launch`` each rank takes its whole groups (rows carry their behaviour log-probs).
+    """
+    batch = share_batch(batch)
+    if batch is None:
+        return {}
+    rank, size = world()
+    s = config.sampling
+    if size == 1:
+        return grpo_step(model, optimizer, batch, config.grpo, s.max_tokens, pad_id, s.temperature, reference)
+    local = shard_batch(batch, s.num_generations, rank, size)
+    return distributed_grpo_step(model, optimizer, local, config.grpo, s.max_tokens, pad_id, s.temperature, reference)
+
+
+def follow_training(config: Config) -> None:
+    """A rank other than 0: the same policy and optimiser, one update per step from rank 0's rollouts.
+
+    It never samples, syncs, evaluates or logs: rank 0 does, and hands each step's batch over.
+    """
+    policy = load_policy(config, resolve_model(config.model.name_or_path))
+    share_parameters(policy.model)
+    params = [p for p in policy.model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.grpo.learning_rate, weight_decay=config.grpo.weight_decay)
+    # Rank 0 freezes its reference after the step-0 sync, when its adapter still equals the shared start.
+    reference = freeze_reference(policy.model, config.grpo.reference) if config.grpo.beta > 0 else None
+    for _ in range(config.grpo.steps):
+        learner_step(policy.model, optimizer, None, config, policy.tokenizer.pad_token_id, reference)
+
+
 def one_training_step(trainer: Trainer, step: int) -> dict[str, float]:
     """One GRPO iteration; returns the metrics it logged."""
     started = time.perf_counter()
@@ -96,14 +150,14 @@ def one_training_step(trainer: Trainer, step: int) -> dict[str, float]:
     scored, rewards = score_rollouts(trainer, problems, groups)
     batch, batch_stats = build_batch(trainer, problems, groups, rewards)
     trainer.picker.update(indices, rewards_to_pass_rates(scored, trainer.config.sampling.num_generations))
-    update = {}
-    if batch is not None:  # temperature and reference reach the loss
-        update = grpo_step(trainer.policy.model, trainer.optimizer, batch, trainer.config.grpo,
-                           trainer.config.sampling.max_tokens, trainer.policy.tokenizer.pad_token_id,
-                           temperature=trainer.config.sampling.temperature, reference=trainer.reference)
+    # One process: grpo_step on the batch. Under accelerate launch: every rank updates on its whole groups.
+    # Temperature and reference reach the loss either way.
+    update = learner_step(trainer.policy.model, trainer.optimizer, batch, trainer.config,
+                          trainer.policy.tokenizer.pad_token_id, trainer.reference)
     sync_started = time.perf_counter()
     trainer.adapter = sync_adapter(trainer, step=step)
     metrics = step_metrics(trainer, groups, scored, rewards, sample_s) | batch_stats | update
+    metrics |= replica_metrics(trainer.sampler)  # vllm_server: live replica count (a dead one is logged by URL)
     metrics["time/sync_s"] = time.perf_counter() - sync_started
     metrics["time/step_s"] = time.perf_counter() - started
     trainer.tracker.log_metrics(metrics, step)

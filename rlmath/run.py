@@ -31,6 +31,7 @@ from rlmath.policy import load_policy, save_adapter, sequence_logprobs
 from rlmath.prompts import PromptEncoder
 from rlmath.sampling import AdapterRef, Sampler, SamplingRequest, build_sampler, max_tokens_from_lengths
 from rlmath.tracking import Tracker, new_run_dir
+from rlmath.vllm_server import probe_targets
 
 EVAL_PLOT = "reasoning_gains.png"
 """The one eval plot of a run folder (every stage per family, 95% CIs); ``rlmath eval`` writes the same."""
@@ -125,38 +126,41 @@ def sync_adapter(state: RunState, step: int) -> AdapterRef:
     state.version += 1
     path = save_adapter(state.policy.model, state.tracker.run_dir / "adapters" / f"v{state.version}")
     adapter = AdapterRef("policy", state.version, str(path.resolve()))
-    if state.config.grpo.probe and state.config.sampling.backend == "vllm":
-        difference = probe_adapter(state, adapter)
+    if state.config.grpo.probe and state.config.sampling.backend in ("vllm", "vllm_server"):
+        # Every vLLM server replica is probed; the in-process engine is its own single target.
+        difference = max(probe_adapter(state, adapter, target) for target in probe_targets(state.sampler))
         state.tracker.log_metrics({"sync/probe_max_abs_diff": difference}, step)
     if state.adapter is not None and state.adapter.path != adapter.path:
         shutil.rmtree(state.adapter.path, ignore_errors=True)
     return adapter
 
 
-def probe_adapter(state: RunState, adapter: AdapterRef) -> float:
+def probe_adapter(state: RunState, adapter: AdapterRef, sampler: Sampler | None = None) -> float:
     """Fail loudly if the sampler's log-probs disagree with the trainer's, at the sampling temperature.
 
     At T > 0 the sampler draws a short completion at the training temperature (top_p 1) and reports its
     processed log-probs; the trainer scores the same tokens at that temperature. At T = 0 both score a
-    fixed completion.
+    fixed completion. ``sampler`` is one probe target (a server replica); the run's sampler by default.
     """
+    sampler = state.sampler if sampler is None else sampler
     prompt = state.encoder([state.eval[0].question])[0]
     temperature = state.config.sampling.temperature
     if temperature > 0:
         request = SamplingRequest(n=1, temperature=temperature, top_p=1.0, max_tokens=16)
-        sampled = state.sampler.generate([prompt], request, adapter)[0][0]
+        sampled = sampler.generate([prompt], request, adapter)[0][0]
         completion, theirs = sampled.token_ids, torch.tensor(sampled.logprobs)
     else:
         completion = state.policy.tokenizer.encode(f"The answer is \\boxed{{{state.eval[0].answer}}}.",
                                                    add_special_tokens=False)
-        theirs = torch.tensor(state.sampler.completion_logprobs(prompt, completion, adapter))
+        theirs = torch.tensor(sampler.completion_logprobs(prompt, completion, adapter))
     with torch.no_grad():
         ours = sequence_logprobs(state.policy.model, [prompt], [completion], state.policy.tokenizer.pad_token_id,
                                  temperature=temperature)[0]
     difference = float((ours - theirs).abs().max())
     tolerance = state.config.grpo.probe_tolerance
     if difference > tolerance:
-        raise RLMathError(f"adapter sync probe failed: the sampler's log-probs differ from the trainer's by "
+        where = f" at {sampler.url}" if hasattr(sampler, "url") else ""
+        raise RLMathError(f"adapter sync probe failed: the sampler's{where} log-probs differ from the trainer's by "
                           f"{difference:.4f} > grpo.probe_tolerance={tolerance} "
                           f"(is it still serving an old adapter? version {adapter.version} at {adapter.path})")
     return difference

@@ -4,7 +4,7 @@ The loop only sees :class:`Sampler`. Two backends implement it:
 
 - :class:`VLLMSampler`: an in-process ``vllm.LLM`` with ``enable_lora=True``; each adapter version is
   a new ``LoRARequest(name, version, path)`` pointing at saved adapter files, so a sync never merges
-  weights or reloads the base. A future server backend (``/v1/load_lora_adapter``) fits the same shape.
+  weights or reloads the base. The server backend (``/v1/load_lora_adapter``) is :mod:`rlmath.vllm_server`.
 - :class:`HFSampler`: transformers ``generate`` on the trainer's own peft model, for machines
   without vLLM; its "sync" is free because it samples from the live weights.
 
@@ -15,45 +15,13 @@ and Pivotal Token Search will use to estimate p(success | prefix).
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Sequence
 
 from rlmath.errors import RLMathError
+from rlmath.sampler_types import AdapterRef, Completion, Sampler, SamplingRequest
 
-
-@dataclass(frozen=True)
-class AdapterRef:
-    """A saved adapter version: vLLM needs a unique integer id per version it should (re)load."""
-
-    name: str
-    version: int
-    path: str
-
-
-@dataclass
-class Completion:
-    text: str
-    token_ids: list[int]
-    logprobs: list[float]  # sampler's log-prob of each sampled token, (T,)
-    finish_reason: str  # "stop" or "length"
-
-
-@dataclass(frozen=True)
-class SamplingRequest:
-    n: int = 1
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_tokens: int = 128
-
-
-class Sampler(Protocol):
-    def generate(self, prompts: Sequence[list[int]], request: SamplingRequest,
-                 adapter: AdapterRef | None) -> list[list[Completion]]: ...
-
-    def completion_logprobs(self, prompt: list[int], completion: list[int],
-                            adapter: AdapterRef | None) -> list[float]: ...
-
-    def close(self) -> None: ...
+__all__ = ["AdapterRef", "Completion", "HFSampler", "Sampler", "SamplingRequest", "VLLMSampler", "build_sampler",
+           "max_tokens_from_lengths"]
 
 
 class VLLMSampler:
@@ -217,6 +185,10 @@ def build_sampler(config, base_path: str, policy=None) -> Sampler:
         if policy is None:
             raise RLMathError("sampling.backend=hf needs the trainer's policy model")
         return HFSampler(policy.model, policy.tokenizer)
+    if sampling.backend == "vllm_server":
+        from rlmath.vllm_server import build_server_sampler  # it builds on this module's types
+
+        return build_server_sampler(config, base_path)
     return VLLMSampler(base_path, dtype=config.model.dtype, seed=config.seed, max_model_len=sampling.max_model_len,
                        gpu_memory_utilization=sampling.gpu_memory_utilization, max_lora_rank=sampling.max_lora_rank,
                        enforce_eager=sampling.enforce_eager)

@@ -34,11 +34,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
 from rlmath.config import GRPOConfig
+from rlmath.distributed import global_weights, sum_gradients
 from rlmath.policy import Reference, pack_batch, reference_logprobs, token_logprobs
 
 
@@ -182,7 +183,8 @@ def _padded(rows: Sequence[list[float]], mask: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def behaviour_logprobs(model, batch: RolloutBatch, pad_id: int, temperature: float, micro_batch_size: int) -> list[list[float]]:
+def behaviour_logprobs(model, batch: RolloutBatch, pad_id: int, temperature: float,
+                       micro_batch_size: int) -> list[list[float]]:
     """One no-grad trainer pass over the batch at the sampling temperature: the behaviour log-probs."""
     was_training = model.training
     model.eval()
@@ -254,14 +256,24 @@ def micro_batch_loss(model, batch: RolloutBatch, rows: slice, weights: torch.Ten
 
 
 def grpo_step(model, optimizer, batch: RolloutBatch, config: GRPOConfig, max_tokens: int, pad_id: int,
-              temperature: float = 1.0, reference: Reference | None = None) -> dict[str, float]:
+              temperature: float = 1.0, reference: Reference | None = None, *,
+              weights: torch.Tensor | None = None,
+              reduce_gradients: Callable[[list[torch.Tensor]], None] | None = None) -> dict[str, float]:
     """``epochs`` passes over the rollout batch, each split into ``minibatches`` optimizer steps.
 
     The batch's behaviour log-probs stay fixed across all those steps, so from the second step on the
     ratio moves away from 1 and the clip acts (PPO's reuse of a batch). A batch without them gets them
     from one no-grad pass now, before any step. Metrics are token-weighted means over all steps
     (``*_max``: the maximum), plus the number of optimizer steps taken.
+
+    A multi-process learner (``rlmath.distributed``) passes this rank's rows with ``weights``
+    normalised over the global batch, and ``reduce_gradients`` to sum gradients across ranks before
+    clipping, so every rank takes the single-process step. Those global weights hold for one step over
+    the whole batch only, so they refuse ``epochs × minibatches > 1``.
     """
+    if (weights is not None or reduce_gradients is not None) and config.epochs * config.minibatches > 1:
+        raise ValueError(f"grpo.epochs={config.epochs} x grpo.minibatches={config.minibatches}: the multi-process "
+                         "learner takes one optimizer step per batch; set both to 1")
     if batch.old_logprobs is None:
         attach_behaviour_logprobs(model, batch, pad_id, temperature, config.micro_batch_size, sampler_is_trainer=False)
     count = len(batch.completion_ids)
@@ -273,9 +285,12 @@ def grpo_step(model, optimizer, batch: RolloutBatch, config: GRPOConfig, max_tok
     for _ in range(config.epochs):
         order = torch.randperm(count).tolist()
         for part in range(parts):
-            minibatch = batch.rows(order[part::parts])
+            index = order[part::parts]
+            minibatch = batch.rows(index)
+            given = None if weights is None else weights[index]
             loss, norm, tokens = _optimizer_step(model, optimizer, minibatch, config, max_tokens, pad_id,
-                                                 temperature, reference, token_sums, maxima)
+                                                 temperature, reference, token_sums, maxima,
+                                                 weights=given, reduce_gradients=reduce_gradients)
             losses.append(loss)
             norms.append(norm)
             total_tokens += tokens
@@ -287,10 +302,12 @@ def grpo_step(model, optimizer, batch: RolloutBatch, config: GRPOConfig, max_tok
 
 
 def _optimizer_step(model, optimizer, batch: RolloutBatch, config: GRPOConfig, max_tokens: int, pad_id: int,
-                    temperature: float, reference: Reference | None, token_sums: dict, maxima: dict):
+                    temperature: float, reference: Reference | None, token_sums: dict, maxima: dict, *,
+                    weights: torch.Tensor | None = None,
+                    reduce_gradients: Callable[[list[torch.Tensor]], None] | None = None):
     """One optimizer step over ``batch``, accumulated over micro-batches; returns (loss, grad norm, tokens)."""
     lengths = [len(c) for c in batch.completion_ids]
-    weights = sequence_weights(lengths, config.loss_type, max_tokens)
+    weights = sequence_weights(lengths, config.loss_type, max_tokens) if weights is None else weights
     optimizer.zero_grad(set_to_none=True)
     total_loss, total_tokens = 0.0, 0.0
     for start in range(0, len(lengths), config.micro_batch_size):
@@ -306,6 +323,18 @@ def _optimizer_step(model, optimizer, batch: RolloutBatch, config: GRPOConfig, m
             else:  # token-weighted mean across micro-batches and steps
                 token_sums[key] = token_sums.get(key, 0.0) + value * tokens
     params = [p for p in model.parameters() if p.requires_grad]
+    if reduce_gradients is not None:
+        reduce_gradients(params)
     grad_norm = float(torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm))
     optimizer.step()
     return total_loss, grad_norm, total_tokens
+
+
+def distributed_grpo_step(model, optimizer, local: RolloutBatch, config: GRPOConfig, max_tokens: int,
+                          pad_id: int, temperature: float = 1.0,
+                          reference: Reference | None = None) -> dict[str, float]:
+    """``grpo_step`` on this rank's rows, with loss weights over the global batch and summed gradients."""
+    weights = global_weights([len(c) for c in local.completion_ids],
+                             lambda everyone: sequence_weights(everyone, config.loss_type, max_tokens))
+    return grpo_step(model, optimizer, local, config, max_tokens, pad_id, temperature, reference,
+                     weights=weights, reduce_gradients=sum_gradients)
