@@ -47,6 +47,10 @@ def _recipe(algorithm: str):
         from rlmath.algorithms.sft import run_sft
 
         return run_sft
+    if algorithm == "dpo":
+        from rlmath.algorithms.dpo import run_dpo
+
+        return run_dpo
     from rlmath.loop import run_training
 
     return run_training
@@ -59,7 +63,7 @@ def train(
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue this run folder from its latest "
                                           "complete checkpoint, with its own config.yaml, into the same mlflow run."),
 ) -> None:
-    """Train a LoRA adapter (GRPO, or SFT with algorithm: sft) and track it in mlflow."""
+    """Train a LoRA adapter (GRPO; SFT or DPO with algorithm: sft|dpo) and track it in mlflow."""
     from rlmath.interrupt import RunInterrupted
 
     cfg = _resume_config(resume, config, set_) if resume is not None else _load(config, set_)
@@ -74,7 +78,8 @@ def train(
         _fail(str(exc))
     except RunInterrupted as exc:
         _fail(exc.message, exc.exit_code)
-    console.print(f"[green]run folder:[/green] {run_dir}")
+    if run_dir is not None:  # None on the ranks > 0 of a multi-process launch
+        console.print(f"[green]run folder:[/green] {run_dir}")
 
 
 def _resume_config(run_dir: Path, config: Optional[Path], overrides: Optional[List[str]]):
@@ -130,6 +135,23 @@ def evaluate(
 
 
 @app.command()
+def pts(
+    config: Optional[Path] = ConfigOpt,
+    set_: Optional[List[str]] = SetOpt,
+    out: Path = typer.Option(..., help="Output folder for the pairs (datasets folder + pairs.jsonl); must be new or empty."),
+) -> None:
+    """Pivotal Token Search (Phi-4 4.3): single-token DPO pairs from the configured policy, tracked in mlflow."""
+    cfg = _load(config, set_)
+    from rlmath.algorithms.pts import run_pts
+    from rlmath.errors import RLMathError
+
+    try:
+        run_pts(cfg, out, console=console)
+    except RLMathError as exc:
+        _fail(str(exc))
+
+
+@app.command()
 def ui(
     config: Optional[Path] = ConfigOpt,
     set_: Optional[List[str]] = SetOpt,
@@ -141,8 +163,33 @@ def ui(
     from rlmath.ui import serve
 
     try:
-        serve(Path(cfg.output_dir), host=host, port=port, console=console)
+        serve(Path(cfg.output_dir), host=host, port=port, console=console, experiment=cfg.tracking.experiment)
     except RuntimeError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def export(
+    run: str = typer.Argument(..., help="Run folder, mlflow run id, or registered version models:/rlmath-adapter/3."),
+    out: Path = typer.Option(..., help="Export folder (adapter, tokenizer, config.yaml, README.md model card)."),
+    merge: bool = typer.Option(False, "--merge", help="Also write merged/: the adapter folded into the base weights."),
+    push: bool = typer.Option(False, "--push", help="Upload the folder to the Hugging Face Hub (token: HF_TOKEN "
+                              "or the login cache)."),
+    repo_id: Optional[str] = typer.Option(None, "--repo-id", help="Hub repo ORG/NAME for --push (created if missing)."),
+    private: bool = typer.Option(False, "--private", help="With --push: create the repo private."),
+    force: bool = typer.Option(False, "--force", help="Replace a non-empty --out folder."),
+    config: Optional[Path] = ConfigOpt,
+    set_: Optional[List[str]] = SetOpt,
+) -> None:
+    """Export a run's adapter as a Hub-ready folder with a model card; optionally merge and push."""
+    cfg = _load(config, set_)  # only says where the mlflow store is, for run ids and models:/ URIs
+    from rlmath.errors import RLMathError
+    from rlmath.export import ExportOptions, export_run
+
+    options = ExportOptions(out=out, merge=merge, push=push, repo_id=repo_id, private=private, force=force)
+    try:
+        export_run(run, options, cfg, console)
+    except RLMathError as exc:
         _fail(str(exc))
 
 

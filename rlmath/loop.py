@@ -17,7 +17,11 @@ import numpy as np
 import torch
 
 from rlmath.algorithms.grpo import (
+    NonFiniteGuard,
     RolloutBatch,
+    apply_truncation,
+    attach_behaviour_logprobs,
+    distributed_grpo_step,
     group_advantages,
     grpo_step,
     informative_groups,
@@ -30,9 +34,20 @@ from rlmath.checkpoint import Checkpoint, find_resumable
 from rlmath.config import Config
 from rlmath.curriculum import ProblemPicker
 from rlmath.data import Problem
+from rlmath.distributed import (
+    check_learner_config,
+    is_main_process,
+    shard_batch,
+    share_batch,
+    share_parameters,
+    start_learner,
+    world,
+)
 from rlmath.errors import RLMathError
 from rlmath.eval_report import Stage
 from rlmath.interrupt import StopOnSignal
+from rlmath.models import resolve_model
+from rlmath.policy import Reference, freeze_reference, load_policy
 from rlmath.rollout_scoring import Scored, score_groups
 from rlmath.run import (
     RunState,
@@ -46,53 +61,62 @@ from rlmath.run import (
     tracked_run,
 )
 from rlmath.sampling import Completion, SamplingRequest
+from rlmath.vllm_server import replica_metrics
 
 
 @dataclass
 class Trainer(RunState):
-    """The shared run state plus what only GRPO needs: the optimiser and the problem picker."""
+    """The shared run state plus what only GRPO needs: the optimiser, the problem picker, the KL reference."""
 
     optimizer: torch.optim.Optimizer | None = None
     picker: ProblemPicker | None = None
-    bad_steps: int = 0  # consecutive steps skipped for a non-finite loss or gradient
+    reference: Reference | None = None  # the KL reference, frozen when the RL stage begins (beta > 0)
+    guard: NonFiniteGuard | None = None  # optimizer steps skipped in a row for a NaN/inf loss or gradient
 
     def stateful(self) -> dict:
-        """What a checkpoint saves besides the adapters and RNGs (``state_dict``/``load_state_dict`` each)."""
+        """What a checkpoint saves besides the adapters (the reference is one) and RNGs."""
         return {"optimizer": self.optimizer, "picker": self.picker}
 
 
 def setup(config: Config, resume: Checkpoint | None = None) -> Trainer:
     """The shared setup (model, seed, data, policy, tracker, sampler), then GRPO's optimiser and picker."""
     state = setup_run(config, resume)
+    config = state.config  # setup_run may resolve derived values (the rollout length cap)
     params = [p for p in state.policy.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.grpo.learning_rate, weight_decay=config.grpo.weight_decay)
     picker = ProblemPicker(state.train, config.seed, curriculum=config.data.curriculum, low=config.data.curriculum_low,
                            high=config.data.curriculum_high, promote_at=config.data.promote_at,
-                           promote_window=config.data.promote_window)
-    return Trainer(**{f.name: getattr(state, f.name) for f in fields(state)}, optimizer=optimizer, picker=picker)
+                           promote_window=config.data.promote_window, revisit=config.data.curriculum_revisit)
+    return Trainer(**{f.name: getattr(state, f.name) for f in fields(state)}, optimizer=optimizer, picker=picker,
+                   guard=NonFiniteGuard(config.grpo.max_bad_steps))
 
 
-def run_training(config: Config, console, resume: Path | None = None) -> Path:
+def run_training(config: Config, console, resume: Path | None = None) -> Path | None:
     """GRPO: evaluate the base, optionally warm-start with SFT, train, evaluate, finish; return the run folder.
 
     ``resume``: a run folder to continue from its latest complete checkpoint (``config`` is its config.yaml).
+    Under ``accelerate launch`` rank 0 runs this loop (and alone writes checkpoints) and the other ranks
+    only follow its updates (:func:`follow_training`); they return ``None``.
     """
     if config.algorithm != "grpo":
         raise RLMathError(f"algorithm: {config.algorithm!r} is not the GRPO recipe; `rlmath train` picks its recipe")
+    if start_learner():
+        check_learner_config(config)
+        refuse_distributed_resume(resume)
+        if not is_main_process():
+            return follow_training(config)
     checkpoint = find_resumable(resume) if resume is not None else None
     trainer = setup(config, checkpoint)
+    config = trainer.config
+    share_parameters(trainer.policy.model)
     with tracked_run(trainer.tracker, trainer.sampler), StopOnSignal() as stop:
         if config.checkpoint.every:
             trainer.tracker.defer_metrics()
-        if checkpoint is None:
-            stages = begin(trainer, console)
-            maybe_checkpoint(trainer, 0, stages, stop)
-        else:
-            stages = resume_run(trainer, checkpoint, trainer.stateful())
-            trainer.bad_steps = checkpoint.state["bad_steps"]
+        stages = begin(trainer, console, stop) if checkpoint is None else resume_training(trainer, checkpoint)
+        first = (checkpoint.step if checkpoint else 0) + 1
         with progress_bar(console) as progress:
-            task = progress.add_task("GRPO", total=config.grpo.steps, completed=checkpoint.step if checkpoint else 0)
-            for step in range((checkpoint.step if checkpoint else 0) + 1, config.grpo.steps + 1):
+            task = progress.add_task("GRPO", total=config.grpo.steps, completed=first - 1)
+            for step in range(first, config.grpo.steps + 1):
                 metrics = one_training_step(trainer, step)
                 progress.update(task, advance=1,
                                 description=f"GRPO reward {metrics['reward/mean']:.2f} acc {metrics['accuracy']:.2f}")
@@ -105,35 +129,104 @@ def run_training(config: Config, console, resume: Path | None = None) -> Path:
     return trainer.tracker.run_dir
 
 
-def begin(trainer: Trainer, console) -> list[Stage]:
-    """A fresh run's start: evaluate the base, then SFT warm start or the first adapter sync."""
+def refuse_distributed_resume(resume: Path | None) -> None:
+    """Every rank refuses ``--resume`` under a multi-process launch, before any of them loads a model.
+
+    Only rank 0 holds the checkpoint's state, and the follower ranks have no way to load it yet.
+    """
+    if resume is not None:
+        raise RLMathError(f"--resume {resume}: not supported under a multi-process launch (accelerate launch); "
+                          f"resume it as one process (`rlmath train --resume {resume}`), which continues exactly")
+
+
+def begin(trainer: Trainer, console, stop: StopOnSignal) -> list[Stage]:
+    """A fresh run's start: evaluate the base, SFT warm start or the first sync, the KL reference, checkpoint 0."""
     stages = [Stage("base", None, evaluate_and_log(trainer, "base", adapter=None, step=0))]
     if trainer.config.sft.warm_start:
         stages.append(Stage("sft", "adapter_sft", warm_start(trainer, console)))
     else:
         trainer.adapter = sync_adapter(trainer, step=0)
+    # The RL stage begins here; its KL reference is the adapter as it stands now.
+    if trainer.config.grpo.beta > 0:
+        trainer.reference = freeze_reference(trainer.policy.model, trainer.config.grpo.reference)
+    maybe_checkpoint(trainer, 0, stages, stop)
     return stages
+
+
+def resume_training(trainer: Trainer, checkpoint: Checkpoint) -> list[Stage]:
+    """Put a checkpoint back: the KL reference adapter is made first so its saved weights have a slot to load into."""
+    if trainer.config.grpo.beta > 0:
+        trainer.reference = freeze_reference(trainer.policy.model, trainer.config.grpo.reference)
+    stages = resume_run(trainer, checkpoint, trainer.stateful())
+    trainer.guard.consecutive = checkpoint.state["bad_steps"]
+    return stages
+
+
+def checkpoint_facts(trainer: Trainer) -> dict:
+    """What GRPO adds to a checkpoint's state.json besides the run's own facts."""
+    return {"bad_steps": trainer.guard.consecutive}
 
 
 def maybe_checkpoint(trainer: Trainer, step: int, stages: list[Stage], stop: StopOnSignal) -> None:
     """Every ``checkpoint.every`` steps (and at step 0 and the last step); always when a signal asked to stop."""
     every, last = trainer.config.checkpoint.every, trainer.config.grpo.steps
     if stop.requested:
-        path = checkpoint_run(trainer, step, trainer.stateful(), stages, {"bad_steps": trainer.bad_steps})
+        path = checkpoint_run(trainer, step, trainer.stateful(), stages, checkpoint_facts(trainer))
         raise stop.interrupted(f"{path} written; continue with: rlmath train --resume {trainer.tracker.run_dir}")
     if every and (step % every == 0 or step == last):
-        checkpoint_run(trainer, step, trainer.stateful(), stages, {"bad_steps": trainer.bad_steps})
+        checkpoint_run(trainer, step, trainer.stateful(), stages, checkpoint_facts(trainer))
 
 
 def stop_on_bad_steps(trainer: Trainer, step: int, stages: list[Stage]) -> None:
-    """``grpo.max_bad_steps`` skipped steps in a row: checkpoint and stop with an error that says what to change."""
-    limit = trainer.config.grpo.max_bad_steps
-    if trainer.bad_steps < limit:
+    """``grpo.max_bad_steps`` skipped optimizer steps in a row: checkpoint and stop with an error saying what to check."""
+    if not trainer.guard.tripped:
         return
-    path = checkpoint_run(trainer, step, trainer.stateful(), stages, {"bad_steps": trainer.bad_steps})
-    raise RLMathError(f"grpo: {limit} steps in a row (up to step {step}) had a NaN/inf loss or gradient and were "
-                      f"skipped (grpo.max_bad_steps={limit}); checked the rewards and grpo.learning_rate? "
-                      f"The adapter before them is in {path}")
+    limit = trainer.guard.limit
+    path = checkpoint_run(trainer, step, trainer.stateful(), stages, checkpoint_facts(trainer))
+    raise RLMathError(f"grpo: {limit} optimizer steps in a row (up to step {step}) had a NaN/inf loss or gradient "
+                      f"and were skipped (grpo.max_bad_steps={limit}); checked the rewards and "
+                      f"grpo.learning_rate? The adapter before them is in {path}")
+
+
+def learner_step(model, optimizer, batch: RolloutBatch | None, config: Config, pad_id: int,
+                 reference: Reference | None = None, guard: NonFiniteGuard | None = None) -> dict[str, float]:
+    """Every rank's update: rank 0 passes the step's batch, the others ``None``; each learns on its groups.
+
+    One process (no process group) takes ``grpo_step`` on the whole batch, ``epochs × minibatches`` steps;
+    under ``accelerate launch`` each rank takes its whole groups (rows carry their behaviour log-probs).
+    ``guard`` counts skipped non-finite steps across calls.
+    """
+    batch = share_batch(batch)
+    if batch is None:
+        return {}
+    rank, size = world()
+    s = config.sampling
+    if size == 1:
+        return grpo_step(model, optimizer, batch, config.grpo, s.max_tokens, pad_id, s.temperature, reference,
+                         guard=guard)
+    local = shard_batch(batch, s.num_generations, rank, size)
+    return distributed_grpo_step(model, optimizer, local, config.grpo, s.max_tokens, pad_id, s.temperature, reference,
+                                 guard=guard)
+
+
+def follow_training(config: Config) -> None:
+    """A rank other than 0: the same policy and optimiser, one update per step from rank 0's rollouts.
+
+    It never samples, syncs, evaluates, logs or checkpoints: rank 0 does, and hands each step's batch
+    over. Its guard sees the same (summed) gradient norms as rank 0's, so it stops at the same step.
+    """
+    policy = load_policy(config, resolve_model(config.model.name_or_path))
+    share_parameters(policy.model)
+    params = [p for p in policy.model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.grpo.learning_rate, weight_decay=config.grpo.weight_decay)
+    # Rank 0 freezes its reference after the step-0 sync, when its adapter still equals the shared start.
+    reference = freeze_reference(policy.model, config.grpo.reference) if config.grpo.beta > 0 else None
+    guard = NonFiniteGuard(config.grpo.max_bad_steps)
+    for step in range(1, config.grpo.steps + 1):
+        learner_step(policy.model, optimizer, None, config, policy.tokenizer.pad_token_id, reference, guard)
+        if guard.tripped:
+            raise RLMathError(f"grpo: {guard.limit} optimizer steps in a row (up to step {step}) had a NaN/inf "
+                              f"gradient (grpo.max_bad_steps={guard.limit}); rank 0 stopped the run")
 
 
 def one_training_step(trainer: Trainer, step: int) -> dict[str, float]:
@@ -145,16 +238,15 @@ def one_training_step(trainer: Trainer, step: int) -> dict[str, float]:
     scored, rewards = score_rollouts(trainer, problems, groups)
     batch, batch_stats = build_batch(trainer, problems, groups, rewards)
     trainer.picker.update(indices, rewards_to_pass_rates(scored, trainer.config.sampling.num_generations))
-    update = {}
-    if batch is not None:
-        update = grpo_step(trainer.policy.model, trainer.optimizer, batch, trainer.config.grpo,
-                           trainer.config.sampling.max_tokens, trainer.policy.tokenizer.pad_token_id)
-    bad = update.get("skipped_nonfinite", 0.0) > 0
-    trainer.bad_steps = trainer.bad_steps + 1 if bad else 0
-    update["bad_steps/consecutive"] = float(trainer.bad_steps)
+    # One process: grpo_step on the batch. Under accelerate launch: every rank updates on its whole groups.
+    # Temperature and reference reach the loss either way; the guard counts skipped non-finite steps.
+    update = learner_step(trainer.policy.model, trainer.optimizer, batch, trainer.config,
+                          trainer.policy.tokenizer.pad_token_id, trainer.reference, trainer.guard)
+    update.setdefault("bad_steps/consecutive", float(trainer.guard.consecutive))  # also on a step with no batch
     sync_started = time.perf_counter()
     trainer.adapter = sync_adapter(trainer, step=step)
     metrics = step_metrics(trainer, groups, scored, rewards, sample_s) | batch_stats | update
+    metrics |= replica_metrics(trainer.sampler)  # vllm_server: live replica count (a dead one is logged by URL)
     metrics["time/sync_s"] = time.perf_counter() - sync_started
     metrics["time/step_s"] = time.perf_counter() - started
     trainer.tracker.log_metrics(metrics, step)
@@ -176,8 +268,11 @@ def score_rollouts(trainer: Trainer, problems: list[Problem], groups) -> tuple[S
     max_tokens = trainer.config.sampling.max_tokens
     scored = score_groups([p.answer for p in problems], groups, trainer.config.rewards, max_tokens)
     lengths = [len(c.token_ids) for group in groups for c in group]
-    values = shape_overlong(torch.tensor(scored.rewards, dtype=torch.float32), lengths, max_tokens,
-                            trainer.config.grpo.overlong_buffer)
+    values = torch.tensor(scored.rewards, dtype=torch.float32)
+    if trainer.config.grpo.truncation == "penalty":  # "mask" acts in build_batch
+        values = apply_truncation(values, _truncated(groups).flatten(), "penalty",
+                                  trainer.config.grpo.truncation_penalty)[0]
+    values = shape_overlong(values, lengths, max_tokens, trainer.config.grpo.overlong_buffer)
     return scored, values.view(len(problems), -1)  # (N, k)
 
 
@@ -186,16 +281,28 @@ def build_batch(trainer: Trainer, problems, groups, rewards: torch.Tensor) -> tu
     cfg = trainer.config.grpo
     advantages = group_advantages(rewards, scale=scales_by_std(cfg))  # (N, k)
     keep = kept_groups(rewards, cfg)
+    truncated = _truncated(groups)  # (N, k)
+    rows_kept = apply_truncation(rewards, truncated, cfg.truncation, cfg.truncation_penalty)[1]  # (N, k)
     stats = {"groups/informative_fraction": float(informative_groups(rewards).float().mean()),
-             "groups/kept": float(keep.sum())}
+             "groups/kept": float(keep.sum()), "truncation/count": float(truncated.sum()),
+             "truncation/masked": float((~rows_kept).sum())}
     prompts = trainer.encoder([p.question for p in problems])
     rows = [(prompts[i], c, float(advantages[i, j])) for i in range(len(problems)) if keep[i]
-            for j, c in enumerate(groups[i])]
+            for j, c in enumerate(groups[i]) if rows_kept[i, j]]
     if not rows:
         return None, stats
-    return RolloutBatch(prompt_ids=[r[0] for r in rows], completion_ids=[r[1].token_ids for r in rows],
-                        sampler_logprobs=[r[1].logprobs for r in rows],
-                        advantages=torch.tensor([r[2] for r in rows], dtype=torch.float32)), stats
+    batch = RolloutBatch(prompt_ids=[r[0] for r in rows], completion_ids=[r[1].token_ids for r in rows],
+                         sampler_logprobs=[r[1].logprobs for r in rows],
+                         advantages=torch.tensor([r[2] for r in rows], dtype=torch.float32))
+    s = trainer.config.sampling  # behaviour log-probs are stored before the first optimizer step
+    attach_behaviour_logprobs(trainer.policy.model, batch, trainer.policy.tokenizer.pad_token_id, s.temperature,
+                              cfg.micro_batch_size, sampler_is_trainer=s.backend == "hf" and s.top_p == 1.0)
+    return batch, stats
+
+
+def _truncated(groups) -> torch.Tensor:
+    """(N, k) True where the sampler stopped at max_tokens."""
+    return torch.tensor([[c.finish_reason == "length" for c in group] for group in groups], dtype=torch.bool)
 
 
 def rewards_to_pass_rates(scored: Scored, k: int) -> list[float]:
@@ -211,7 +318,8 @@ def step_metrics(trainer: Trainer, groups, scored: Scored, rewards: torch.Tensor
                "completion/max_tokens": float(max(lengths)), "completion/truncated_fraction": float(np.mean(truncated)),
                "time/sample_s": sample_s, "throughput/tokens_per_s": sum(lengths) / max(sample_s, 1e-9),
                "curriculum/in_band_fraction": trainer.picker.in_band_fraction(),
-               "curriculum/level": float(trainer.picker.level)}
+               "curriculum/level": float(trainer.picker.level),
+               "curriculum/batch_in_band": trainer.picker.last_batch_in_band}
     metrics.update({f"status/{name}": float(count) for name, count in scored.status_counts().items()})
     return metrics
 

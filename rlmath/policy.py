@@ -6,6 +6,7 @@ is an argument), so the update step can later run under ``accelerate launch``.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -134,28 +135,95 @@ def pack_batch(prompts: Sequence[list[int]], completions: Sequence[list[int]], p
     return PackedBatch(ids, attention, positions, mask, width)
 
 
-def token_logprobs(model, batch: PackedBatch) -> torch.Tensor:
-    """log p(completion token t | everything before it): (B, T), computing only the last T+1 logits."""
+def token_logprobs(model, batch: PackedBatch, temperature: float = 1.0) -> torch.Tensor:
+    """log p(completion token t | everything before it): (B, T), computing only the last T+1 logits.
+
+    ``temperature`` divides the logits as the sampler did (T=0, greedy, counts as 1): the policy being
+    optimised is the one that produced the rollouts, so its log-probs must be at the sampling temperature.
+    """
     out = model(input_ids=batch.ids, attention_mask=batch.attention, position_ids=batch.positions,
                 logits_to_keep=batch.width + 1)
     logits = out.logits[:, :-1].float()  # (B, T, V): positions P-1 .. P+T-2 predict the completion
+    if temperature > 0 and temperature != 1.0:
+        logits = logits / temperature
     targets = batch.ids[:, -batch.width:]  # (B, T)
     picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, T)
     return picked - torch.logsumexp(logits, dim=-1)
 
 
-def sequence_logprobs(model, prompts: Sequence[list[int]], completions: Sequence[list[int]], pad_id: int) -> list[torch.Tensor]:
+def sequence_logprobs(model, prompts: Sequence[list[int]], completions: Sequence[list[int]], pad_id: int,
+                      temperature: float = 1.0) -> list[torch.Tensor]:
     """Per-token log-probs of each completion given its prompt: a list of (T_i,) tensors."""
     batch = pack_batch(prompts, completions, pad_id)
-    logprobs = token_logprobs(model, batch)  # (B, T)
+    logprobs = token_logprobs(model, batch, temperature)  # (B, T)
     return [logprobs[row, : len(c)] for row, c in enumerate(completions)]
 
 
 def save_adapter(model, path: Path) -> Path:
-    """Write the adapter files only (no merge): what vLLM's LoRARequest and the Hub consume."""
+    """Write the trainable adapter's files only (no merge, no frozen reference copy): what vLLM's
+    LoRARequest and the Hub consume."""
     path.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(path))
+    model.save_pretrained(str(path), selected_adapters=[POLICY_ADAPTER])
     return path
+
+
+POLICY_ADAPTER = "default"  # peft's name for the adapter being trained
+REFERENCE_ADAPTER = "reference"  # the frozen copy made by ``freeze_reference``
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What KL-regularised (GRPO with beta > 0) and preference (DPO) losses compare against.
+
+    ``stage_start``: a frozen copy of the adapter as it stood when the stage began (after an SFT warm
+    start this is the SFT model, not the pre-SFT base); ``base``: the base model with LoRA switched off.
+    """
+
+    kind: str  # "stage_start" | "base"
+
+
+def freeze_reference(model, kind: str = "stage_start") -> Reference:
+    """Snapshot the reference policy now; call it once at the start of a stage.
+
+    ``stage_start`` adds a second peft adapter holding a detached copy of the trained adapter's weights,
+    with ``requires_grad`` off (a second LoRA, not a second model: a few MB). Calling it again re-snapshots.
+    """
+    if kind == "base":
+        return Reference("base")
+    if kind != "stage_start":
+        raise RLMathError(f"grpo.reference: unknown {kind!r} (stage_start | base)")
+    if REFERENCE_ADAPTER in model.peft_config:
+        model.delete_adapter(REFERENCE_ADAPTER)
+    model.add_adapter(REFERENCE_ADAPTER, model.peft_config[POLICY_ADAPTER])
+    model.set_adapter(POLICY_ADAPTER)  # add_adapter leaves the policy active; be explicit
+    marker = f".{POLICY_ADAPTER}."
+    live = {name: param for name, param in model.named_parameters() if marker in name}
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if f".{REFERENCE_ADAPTER}." in name:
+                param.copy_(live[name.replace(f".{REFERENCE_ADAPTER}.", marker)])
+                param.requires_grad_(False)
+    return Reference("stage_start")
+
+
+@contextmanager
+def reference_active(model, reference: Reference):
+    """Run the enclosed forward passes as the reference policy, then restore the trained adapter."""
+    if reference.kind == "base":
+        with model.disable_adapter():
+            yield
+        return
+    model.set_adapter(REFERENCE_ADAPTER, inference_mode=True)
+    try:
+        yield
+    finally:
+        model.set_adapter(POLICY_ADAPTER)
+
+
+def reference_logprobs(model, reference: Reference, batch: PackedBatch, temperature: float = 1.0) -> torch.Tensor:
+    """(B, T) log-probs of the packed completions under the reference policy, without gradients."""
+    with torch.no_grad(), reference_active(model, reference):
+        return token_logprobs(model, batch, temperature)
 
 
 def lora_state(model) -> dict[str, torch.Tensor]:

@@ -8,7 +8,6 @@ itself, so an SFT run never pays for GRPO's pieces.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -16,7 +15,7 @@ import random
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,13 +28,14 @@ from rlmath.data import Problem, load_problems
 from rlmath.errors import RLMathError
 from rlmath.eval_report import Stage, build_eval_report, comparison_metrics, print_eval_report, write_eval_report
 from rlmath.evaluation import EvalResult, evaluate
+from rlmath.model_registry import register_adapter
 from rlmath.models import resolve_model
 from rlmath.plots import plot_eval_report, plot_training_curves
 from rlmath.policy import load_policy, save_adapter, sequence_logprobs
 from rlmath.prompts import PromptEncoder
-from rlmath.registry import register_adapter
-from rlmath.sampling import AdapterRef, Sampler, build_sampler
+from rlmath.sampling import AdapterRef, Sampler, SamplingRequest, build_sampler, max_tokens_from_lengths
 from rlmath.tracking import Tracker, new_run_dir
+from rlmath.vllm_server import probe_targets
 
 EVAL_PLOT = "reasoning_gains.png"
 """The one eval plot of a run folder (every stage per family, 95% CIs); ``rlmath eval`` writes the same."""
@@ -76,14 +76,50 @@ def setup_run(config: Config, resume: Checkpoint | None = None) -> RunState:
     if config.eval.limit:
         held_out = held_out[: config.eval.limit]
     policy = load_policy(config, base)
-    if resume is None:
-        tracker = Tracker(config, new_run_dir(config, config.algorithm), kind="train")
-    else:
-        truncate_logs(resume.path.parent, resume.state["logs"])
-        tracker = Tracker(config, resume.path.parent, kind="train", resume_run_id=resume.state["mlflow_run_id"],
-                          resume_uri=resume.state.get("mlflow_uri"))
+    config = cap_from_solutions(config, train, policy.tokenizer)
+    tracker = open_tracker(config, train, held_out, resume)
     sampler = build_sampler(config, base, policy)
     return RunState(config, tracker, policy, PromptEncoder(policy.tokenizer, config), sampler, train, held_out)
+
+
+def open_tracker(config: Config, train: list[Problem], held_out: list[Problem],
+                 resume: Checkpoint | None) -> Tracker:
+    """A new run folder and mlflow run with its dataset inputs, or, resuming, the checkpoint's own.
+
+    A resumed run's logs are cut back to the checkpoint (the steps after it are redone), and its
+    dataset inputs are already in mlflow, so they are not logged twice.
+    """
+    if resume is None:
+        tracker = Tracker(config, new_run_dir(config, config.algorithm), kind="train")
+        log_datasets(tracker, config, train, held_out)
+        return tracker
+    truncate_logs(resume.path.parent, resume.state["logs"])
+    return Tracker(config, resume.path.parent, kind="train", resume_run_id=resume.state["mlflow_run_id"],
+                   resume_uri=resume.state.get("mlflow_uri"))
+
+
+def log_datasets(tracker: Tracker, config: Config, train: list[Problem], held_out: list[Problem]) -> None:
+    """Training data and eval set as mlflow dataset inputs (name, digest, source, size)."""
+    data = config.data
+    synth = {"generator": "rlmath.synth", "families": ",".join(data.families), "difficulty": data.difficulty}
+    train_source = data.path if data.source == "dataset" else synth | {"seed": data.train_seed}
+    eval_source = data.path if data.source == "dataset" else synth | {"seed": data.eval_seed}
+    tracker.log_dataset([asdict(p) for p in train], "train", "training", train_source)
+    tracker.log_dataset([asdict(p) for p in held_out], "eval", "evaluation", eval_source)
+
+
+def cap_from_solutions(config: Config, train: list[Problem], tokenizer) -> Config:
+    """With ``sampling.max_tokens_percentile`` set, derive the rollout cap from the worked solutions' lengths.
+
+    A cap below the solutions' own length truncates correct rollouts before their box; the resolved value
+    is what config.yaml and mlflow record.
+    """
+    s = config.sampling
+    lengths = [len(tokenizer.encode(p.solution, add_special_tokens=False)) for p in train if p.solution]
+    if s.max_tokens_percentile is None or not lengths:
+        return config
+    cap = max_tokens_from_lengths(lengths, s.max_tokens_percentile, s.max_tokens_slack, s.max_tokens)
+    return config.model_copy(update={"sampling": s.model_copy(update={"max_tokens": cap})})
 
 
 @contextmanager
@@ -110,26 +146,41 @@ def sync_adapter(state: RunState, step: int, probe_key: str = "sync/probe_max_ab
     state.version += 1
     path = save_adapter(state.policy.model, state.tracker.run_dir / "adapters" / f"v{state.version}")
     adapter = AdapterRef("policy", state.version, str(path.resolve()))
-    if state.config.grpo.probe and state.config.sampling.backend == "vllm":
-        difference = probe_adapter(state, adapter)
+    if state.config.grpo.probe and state.config.sampling.backend in ("vllm", "vllm_server"):
+        # Every vLLM server replica is probed; the in-process engine is its own single target.
+        difference = max(probe_adapter(state, adapter, target) for target in probe_targets(state.sampler))
         state.tracker.log_metrics({probe_key: difference}, step)
     if state.adapter is not None and state.adapter.path != adapter.path:
         shutil.rmtree(state.adapter.path, ignore_errors=True)
     return adapter
 
 
-def probe_adapter(state: RunState, adapter: AdapterRef) -> float:
-    """Fail loudly if the sampler's log-probs of a fixed completion disagree with the trainer's."""
+def probe_adapter(state: RunState, adapter: AdapterRef, sampler: Sampler | None = None) -> float:
+    """Fail loudly if the sampler's log-probs disagree with the trainer's, at the sampling temperature.
+
+    At T > 0 the sampler draws a short completion at the training temperature (top_p 1) and reports its
+    processed log-probs; the trainer scores the same tokens at that temperature. At T = 0 both score a
+    fixed completion. ``sampler`` is one probe target (a server replica); the run's sampler by default.
+    """
+    sampler = state.sampler if sampler is None else sampler
     prompt = state.encoder([state.eval[0].question])[0]
-    completion = state.policy.tokenizer.encode(f"The answer is \\boxed{{{state.eval[0].answer}}}.",
-                                               add_special_tokens=False)
+    temperature = state.config.sampling.temperature
+    if temperature > 0:
+        request = SamplingRequest(n=1, temperature=temperature, top_p=1.0, max_tokens=16)
+        sampled = sampler.generate([prompt], request, adapter)[0][0]
+        completion, theirs = sampled.token_ids, torch.tensor(sampled.logprobs)
+    else:
+        completion = state.policy.tokenizer.encode(f"The answer is \\boxed{{{state.eval[0].answer}}}.",
+                                                   add_special_tokens=False)
+        theirs = torch.tensor(sampler.completion_logprobs(prompt, completion, adapter))
     with torch.no_grad():
-        ours = sequence_logprobs(state.policy.model, [prompt], [completion], state.policy.tokenizer.pad_token_id)[0]
-    theirs = torch.tensor(state.sampler.completion_logprobs(prompt, completion, adapter))
+        ours = sequence_logprobs(state.policy.model, [prompt], [completion], state.policy.tokenizer.pad_token_id,
+                                 temperature=temperature)[0]
     difference = float((ours - theirs).abs().max())
     tolerance = state.config.grpo.probe_tolerance
     if difference > tolerance:
-        raise RLMathError(f"adapter sync probe failed: the sampler's log-probs differ from the trainer's by "
+        where = f" at {sampler.url}" if hasattr(sampler, "url") else ""
+        raise RLMathError(f"adapter sync probe failed: the sampler's{where} log-probs differ from the trainer's by "
                           f"{difference:.4f} > grpo.probe_tolerance={tolerance} "
                           f"(is it still serving an old adapter? version {adapter.version} at {adapter.path})")
     return difference
@@ -182,7 +233,7 @@ def data_fingerprint(problems: list[Problem]) -> str:
 
 
 def stage_to_json(stage: Stage) -> dict:
-    return {"name": stage.name, "adapter": stage.adapter, "result": dataclasses.asdict(stage.result)}
+    return {"name": stage.name, "adapter": stage.adapter, "result": asdict(stage.result)}
 
 
 def stage_from_json(item: dict) -> Stage:
@@ -217,13 +268,17 @@ def finish_run(state: RunState, stages: list[Stage], console) -> Path:
     write_eval_report(report, run_dir / "eval.json")
     plots = [plot_eval_report(report, run_dir / EVAL_PLOT),
              plot_training_curves(run_dir / "metrics.jsonl", run_dir / "training_curves.png")]
-    for path in [run_dir / "adapter", run_dir / "eval.json", run_dir / "config.yaml", *plots]:
-        state.tracker.log_artifact(path, "adapter" if path.name == "adapter" else None)
+    adapters = [path for path in (run_dir / "adapter_sft", run_dir / "adapter") if path.is_dir()]
+    for path in [*adapters, run_dir / "eval.json", run_dir / "config.yaml", *plots]:
+        state.tracker.log_artifact(path, path.name if path in adapters else None)
     last_step = max(state.config.grpo.steps, 0) if state.config.algorithm == "grpo" else 0
     state.tracker.log_metrics(comparison_metrics(report), last_step)
     stage_metrics = {key: value for stage in stages
                      for key, value in stage.result.metrics(f"eval/{stage.name}").items()}
-    register_adapter(state.tracker, stage_metrics)
+    final = stages[-1]
+    model_id = state.tracker.log_adapter_model(run_dir / "adapter", "final", last_step,
+                                               final.result.metrics(f"eval/{final.name}"))
+    register_adapter(state.tracker, stage_metrics, model_id=model_id)
     state.tracker.finish()
     print_eval_report(report, console)
     if state.tracker.run_id:

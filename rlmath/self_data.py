@@ -20,8 +20,8 @@ from rlmath.errors import RLMathError
 from rlmath.models import resolve_model
 from rlmath.policy import load_policy
 from rlmath.prompts import PromptEncoder
-from rlmath.sampling import AdapterRef, SamplingRequest, build_sampler
 from rlmath.rollout_scoring import score_groups
+from rlmath.sampling import AdapterRef, SamplingRequest, build_sampler
 from rlmath.synth import engine
 from rlmath.synth.command import rlmath_version
 from rlmath.synth.export import write_dataset

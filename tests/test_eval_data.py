@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from rlmath.errors import RLMathError
 from rewards.extract import last_boxed
+from rlmath.errors import RLMathError
 from rlmath.eval_data import load_eval_set
 from rlmath.sources import PRESETS, gold_answer
 

@@ -53,8 +53,8 @@ def test_self_generated_items_write_a_loadable_dataset(tmp_path: Path) -> None:
 
     from rlmath.data import Problem
     from rlmath.sampling import Completion
-    from rlmath.synth.export import write_dataset
     from rlmath.self_data import kept_items
+    from rlmath.synth.export import write_dataset
 
     items = kept_items([Problem("1", "2+2?", "4", "add", 1)], [[Completion("so \\boxed{4}", [1], [], "stop")]],
                        [True], "tiny:llama")

@@ -25,7 +25,8 @@ def check_run_folder(run_dir: Path, steps: int, expect_update: bool = True) -> N
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     step_rows = [r for r in rows if "reward/mean" in r]
     assert [r["step"] for r in step_rows] == list(range(1, steps + 1))
-    for key in ("loss", "grad_norm", "accuracy", "status/correct", "status/no_answer", "throughput/tokens_per_s"):
+    for key in ("loss", "grad_norm", "accuracy", "status/correct", "status/no_answer", "throughput/tokens_per_s",
+                "truncation/count", "clip_fraction", "optimizer_steps", "mismatch_abs_mean"):
         assert key in step_rows[-1], key
     samples = [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines()]
     assert {"prompt", "completion", "reward", "status"} <= set(samples[0])

@@ -26,6 +26,7 @@ from rlmath.evaluation import EvalResult
 from rlmath.policy import save_adapter
 from rlmath.prompts import chat_messages
 from rlmath.run import RunState, evaluate_and_log, finish_run, progress_bar, setup_run, sync_adapter, tracked_run
+from rlmath.trainer_logs import forward_logs
 
 
 def sft_dataset(problems: list[Problem], config: Config):
@@ -46,18 +47,8 @@ def train_sft(policy, problems: list[Problem], config: Config, log, on_step=None
     ``log(metrics, step)`` receives trl's logs; ``on_step(step, total)`` drives a progress bar.
     """
     # trl (and its transformers trainer) load only when SFT runs: a GRPO run without warm start never pays for them.
-    from transformers import PrinterCallback, TrainerCallback
+    from transformers import PrinterCallback
     from trl import SFTConfig, SFTTrainer
-
-    class ForwardLogs(TrainerCallback):
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            numeric = {f"sft/{k}": float(v) for k, v in (logs or {}).items() if isinstance(v, (int, float))}
-            if numeric:
-                log(numeric, state.global_step)
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if on_step is not None:
-                on_step(state.global_step, state.max_steps)
 
     cfg = config.sft
     with tempfile.TemporaryDirectory(prefix="rlmath-sft-") as scratch:
@@ -72,7 +63,7 @@ def train_sft(policy, problems: list[Problem], config: Config, log, on_step=None
                          warmup_steps=0,
                          seed=config.seed, dataloader_num_workers=0, disable_tqdm=True)
         trainer = SFTTrainer(model=policy.model, args=args, train_dataset=sft_dataset(problems, config),
-                             processing_class=policy.tokenizer, callbacks=[ForwardLogs()])
+                             processing_class=policy.tokenizer, callbacks=[forward_logs("sft", log, on_step)])
         trainer.remove_callback(PrinterCallback)  # our progress bar and tracker replace its dict prints
         result = trainer.train()
     policy.model.config.use_cache = False
@@ -89,7 +80,11 @@ def warm_start(state: RunState, console, stage: str = "sft") -> EvalResult:
     if stage == "sft":
         save_adapter(state.policy.model, state.tracker.run_dir / "adapter_sft")
     state.adapter = sync_adapter(state, step=0)
-    return evaluate_and_log(state, stage, state.adapter, 0)
+    result = evaluate_and_log(state, stage, state.adapter, 0)
+    if stage == "sft":  # an SFT-only run logs its adapter as the final model in finish_run
+        sft_metrics = result.metrics(f"eval/{stage}")
+        state.tracker.log_adapter_model(state.tracker.run_dir / "adapter_sft", "sft", 0, sft_metrics)
+    return result
 
 
 def run_sft(config: Config, console) -> Path:

@@ -19,8 +19,8 @@ from rich.table import Table
 from rlmath.errors import RLMathError
 from rlmath.synth import engine
 from rlmath.synth.check import CHECK_NAME
+from rlmath.synth.decontam import THRESHOLD, EvalTexts, N, contaminated
 from rlmath.synth.dedup import capacity_text
-from rlmath.synth.decontam import N, THRESHOLD, EvalTexts, contaminated
 from rlmath.synth.export import write_dataset
 from rlmath.synth.registry import FAMILIES
 

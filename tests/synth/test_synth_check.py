@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from rlmath.errors import RLMathError
-
-from rlmath.synth import FAMILIES, Family, Instance, engine, generate
 from rewards.extract import last_boxed as extract_boxed
+from rlmath.errors import RLMathError
+from rlmath.synth import FAMILIES, Family, Instance, engine, generate
 from rlmath.synth.check import failing, structural_ok
 
 

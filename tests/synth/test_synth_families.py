@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from rlmath.synth import FAMILIES, generate
 from rewards.extract import last_boxed as extract_boxed
+from rlmath.synth import FAMILIES, generate
 from rlmath.synth.check import structural_ok
 from rlmath.synth.registry import DIFFICULTIES
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import random
 from fractions import Fraction
-from math import isqrt
 
 from rlmath.synth.registry import Instance, register
 from rlmath.synth.render import frac, linear, paren, poly, signed, tex
