@@ -33,6 +33,7 @@ from rlmath.models import resolve_model
 from rlmath.plots import plot_eval_report, plot_training_curves
 from rlmath.policy import load_policy, save_adapter, sequence_logprobs
 from rlmath.prompts import PromptEncoder
+from rlmath.redact import redact
 from rlmath.sampling import AdapterRef, Sampler, SamplingRequest, build_sampler, max_tokens_from_lengths
 from rlmath.tracking import Tracker, new_run_dir
 from rlmath.vllm_server import probe_targets
@@ -192,7 +193,8 @@ def checkpoint_run(state: RunState, step: int, objects: dict[str, Stateful], sta
                    extra: dict | None = None) -> Path:
     """``checkpoint-STEP`` of this run; then mlflow gets the metrics it covers (never a step twice)."""
     tracker = state.tracker
-    facts = {"version": state.version, "mlflow_run_id": tracker.run_id, "mlflow_uri": getattr(tracker, "uri", None),
+    uri = getattr(tracker, "uri", None)
+    facts = {"version": state.version, "mlflow_run_id": tracker.run_id, "mlflow_uri": uri and redact(uri),
              "sampler_seed": state.config.seed,
              "data_fingerprint": data_fingerprint(state.train), "stages": [stage_to_json(s) for s in stages],
              "logs": {"metrics": tracker.metrics_offset(), "samples": tracker.samples_offset()}} | (extra or {})

@@ -42,6 +42,20 @@ def tracking_uri(config: Config) -> str:
     return f"sqlite:///{(Path(config.output_dir).resolve() / 'mlflow.db')}"
 
 
+def resumable_uri(saved: str | None, config: Config) -> str:
+    """The store a resumed run reopens: the one its checkpoint names (kept redacted, as every file of a run).
+
+    A name whose secrets were masked is this process's own store when it masks the same way; otherwise it
+    is returned as it is and reopening it fails with an error that names it.
+
+    >>> from rlmath.config import Config
+    >>> resumable_uri("sqlite:///elsewhere/mlflow.db", Config())
+    'sqlite:///elsewhere/mlflow.db'
+    """
+    current = tracking_uri(config)
+    return current if saved is None or saved == redact(current) else saved
+
+
 def new_run_dir(config: Config, kind: str) -> Path:
     """``runs/<name or kind-timestamp>``; a second run with the same name gets a numbered suffix."""
     base = Path(config.output_dir) / (config.run_name or f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -158,7 +172,7 @@ class Tracker:
         self._metrics = (run_dir / "metrics.jsonl").open("a")
         self._samples = (run_dir / "samples.jsonl").open("a")
         if config.tracking.mlflow and resume_run_id:
-            self._reopen_mlflow(resume_run_id, resume_uri or tracking_uri(config))
+            self._reopen_mlflow(resume_run_id, resumable_uri(resume_uri, config))
         elif config.tracking.mlflow:
             self._start_mlflow(kind, parent_run_id)
 
@@ -212,7 +226,7 @@ class Tracker:
         self.run_id = run_id
         self.experiment_id = run.info.experiment_id
         self.datasets = _dataset_inputs(run)
-        self._start_system_metrics()
+        self._start_system_metrics(resume=True)
 
     def _experiment_id(self) -> str:
         """The configured experiment's id, created (with artifacts beside a sqlite store) if missing."""
@@ -231,12 +245,16 @@ class Tracker:
                 self._client.set_experiment_tag(experiment_id, _KIND_TAG, _EXPERIMENT_TAGS[_KIND_TAG])
         return experiment_id
 
-    def _start_system_metrics(self) -> None:
-        """mlflow's own CPU/memory/disk/network (and GPU, when pynvml sees one) sampler for this run."""
+    def _start_system_metrics(self, resume: bool = False) -> None:
+        """mlflow's own CPU/memory/disk/network (and GPU, when pynvml sees one) sampler for this run.
+
+        ``resume``: a reopened run's samples go on after its last system-metric step, not over step 0.
+        """
         from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
         self._monitor = SystemMetricsMonitor(self.run_id, sampling_interval=_SYSTEM_METRICS_INTERVAL,
-                                             samples_before_logging=1, tracking_uri=self.uri)
+                                             samples_before_logging=1, tracking_uri=self.uri,
+                                             resume_logging=resume)
         self._monitor.start()
 
     def _stop_system_metrics(self) -> None:

@@ -186,3 +186,29 @@ def test_cli_resume_without_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "not a run folder" in said(result)
     result = CliRunner().invoke(app, ["train", "--resume", str(run_dir), "--set", "seed=1"])
     assert result.exit_code == 2 and "own config.yaml" in said(result)
+
+
+def test_a_checkpoint_keeps_the_tracking_uri_redacted_and_resume_still_finds_the_store(
+        tmp_path: Path, tiny_peft, monkeypatch) -> None:
+    """state.json is a run-folder file: no secret of the environment may land in it (rlmath.redact)."""
+    from types import SimpleNamespace
+
+    from rlmath.config import Config
+    from rlmath.run import checkpoint_run
+    from rlmath.tracking import resumable_uri
+
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "s3cr3t-pass")
+    uri = "http://ml:s3cr3t-pass@mlflow.internal:5000"
+    config = Config(tracking={"tracking_uri": uri})
+    (tmp_path / "metrics.jsonl").write_text("")
+    tracker = SimpleNamespace(run_dir=tmp_path, run_id="abc", uri=uri, metrics_offset=lambda: 0,
+                              samples_offset=lambda: 0, push_metrics=lambda: None)
+    state = SimpleNamespace(config=config, tracker=tracker, version=1, train=problems(), policy=SimpleNamespace(model=tiny_peft))
+    path = checkpoint_run(state, 1, {}, [])
+    text = "".join(p.read_text(errors="ignore") for p in path.rglob("*.json"))
+    assert "s3cr3t-pass" not in text
+    saved = ckpt.load_checkpoint(path).state["mlflow_uri"]
+    assert saved == "http://ml:***@mlflow.internal:5000"
+    assert resumable_uri(saved, config) == uri  # the same store, named by this process's environment
+    other = Config(tracking={"tracking_uri": "http://ml:other-pass@elsewhere:5000"})
+    assert resumable_uri(saved, other) == saved  # not ours: reopening it fails and names it

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from rlmath.algorithms.grpo import (
+    NonFiniteGuard,
     RolloutBatch,
     clipped_surrogate,
     group_advantages,
@@ -191,3 +192,36 @@ def test_kl_reference_is_the_adapter_at_stage_start_not_the_base(tiny_policy, tm
     assert trainable and all(".default." in n for n in trainable)
     saved = save_adapter(model, tmp_path / "a")
     assert not (saved / "reference").exists()
+
+
+def test_nan_optimizer_steps_are_skipped_and_the_guard_stops_stepping_on_the_batch(tiny_policy) -> None:
+    """Every minibatch step of a NaN batch is skipped (weights and Adam moments untouched) until the guard trips."""
+    model = tiny_policy.model
+    _perturb(model)
+    config = GRPOConfig(learning_rate=3e-2, epochs=2, minibatches=2, micro_batch_size=2, max_bad_steps=3)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate)
+    before = lora_state(model)
+    batch = _toy_batch(model)
+    batch.advantages = torch.full_like(batch.advantages, float("nan"))  # a broken reward
+    guard = NonFiniteGuard(config.max_bad_steps)
+    metrics = grpo_step(model, optimizer, batch, config, max_tokens=8, pad_id=0, guard=guard)
+    assert guard.tripped and guard.consecutive == 3
+    assert metrics["skipped_nonfinite"] == 3 and metrics["optimizer_steps"] == 0  # the 4th step was never tried
+    assert metrics["bad_steps/consecutive"] == 3
+    assert all(torch.equal(value, before[name]) for name, value in lora_state(model).items())
+    assert not optimizer.state  # no Adam moment was ever written
+
+
+def test_the_guard_counts_across_batches_and_a_good_step_resets_it(tiny_policy) -> None:
+    model = tiny_policy.model
+    _perturb(model)
+    config = GRPOConfig(learning_rate=3e-2, minibatches=2, micro_batch_size=2, max_bad_steps=5)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate)
+    guard = NonFiniteGuard(config.max_bad_steps)
+    broken = _toy_batch(model)
+    broken.advantages = torch.full_like(broken.advantages, float("nan"))
+    grpo_step(model, optimizer, broken, config, max_tokens=8, pad_id=0, guard=guard)
+    assert guard.consecutive == 2 and not guard.tripped
+    metrics = grpo_step(model, optimizer, _toy_batch(model), config, max_tokens=8, pad_id=0, guard=guard)
+    assert guard.consecutive == 0 and metrics["optimizer_steps"] == 2 and metrics["skipped_nonfinite"] == 0
+    assert all(torch.isfinite(value).all() for value in lora_state(model).values())
