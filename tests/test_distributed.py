@@ -19,6 +19,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from rlmath.algorithms.grpo import RolloutBatch, distributed_grpo_step, grpo_step
+from rlmath.checkpoint import is_complete
 from rlmath.config import load_config
 from rlmath.distributed import check_learner_config, shard_batch
 from rlmath.errors import RLMathError
@@ -151,3 +152,24 @@ def test_accelerate_launch_two_cpu_ranks_trains_with_one_tracked_run(tmp_path: P
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("rlmath-smoke").experiment_id])
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+    # rank 0 alone checkpoints: step 0 and the last step, each written once and complete
+    assert sorted(p.name for p in tmp_path.glob("ddp/checkpoint-*")) == ["checkpoint-0", "checkpoint-2"]
+    assert all(is_complete(p) for p in tmp_path.glob("ddp/checkpoint-*"))
+    assert not list(tmp_path.glob("ddp/.checkpoint-*"))
+
+
+def test_resume_under_a_multi_process_launch_is_refused_before_anything_loads(tmp_path: Path, monkeypatch) -> None:
+    """Every rank refuses --resume (only rank 0 holds a checkpoint's state); one process resumes instead."""
+    from rich.console import Console
+
+    from rlmath import loop
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a model was loaded before the refusal")
+
+    monkeypatch.setattr(loop, "start_learner", lambda: True)
+    monkeypatch.setattr(loop, "setup", no_model)
+    monkeypatch.setattr(loop, "follow_training", no_model)
+    config = load_config(ROOT / "configs/smoke.yaml", ["sampling.backend=hf"])
+    with pytest.raises(RLMathError, match=r"--resume .*not supported under a multi-process launch.*as one process"):
+        loop.run_training(config, Console(quiet=True), resume=tmp_path / "run")
