@@ -31,7 +31,7 @@ from typing import Sequence
 import torch
 
 from rlmath.config import GRPOConfig
-from rlmath.policy import pack_batch, token_logprobs
+from rlmath.policy import model_device, pack_batch, token_logprobs
 
 
 @dataclass
@@ -110,14 +110,15 @@ def _padded(rows: Sequence[list[float]], mask: torch.Tensor) -> torch.Tensor:
 
 def micro_batch_loss(model, batch: RolloutBatch, rows: slice, weights: torch.Tensor, config: GRPOConfig, pad_id: int):
     """Loss of one micro-batch (already weighted to sum to the batch loss) and its diagnostics."""
-    packed = pack_batch(batch.prompt_ids[rows], batch.completion_ids[rows], pad_id)
+    device = model_device(model)
+    packed = pack_batch(batch.prompt_ids[rows], batch.completion_ids[rows], pad_id, device=device)
     mask = packed.mask  # (b, T)
     logp = token_logprobs(model, packed)  # (b, T)
     old_logp = logp.detach()
     sampler_logp = _padded(batch.sampler_logprobs[rows], mask)
     log_ratio = (old_logp - sampler_logp) * mask  # trainer vs sampler, per token
     is_weight = torch.clamp(torch.exp(log_ratio), max=config.importance_cap) * mask
-    advantages = batch.advantages[rows].unsqueeze(1)  # (b, 1)
+    advantages = batch.advantages[rows].unsqueeze(1).to(device)  # (b, 1)
     eps_high = config.epsilon if config.epsilon_high is None else config.epsilon_high
     per_token, clipped = clipped_surrogate(logp, old_logp, advantages, config.epsilon, eps_high)
     per_token = per_token * is_weight
@@ -127,7 +128,7 @@ def micro_batch_loss(model, batch: RolloutBatch, rows: slice, weights: torch.Ten
             ref_logp = token_logprobs(model, packed)
         kl = k3_kl(logp, ref_logp)
         per_token = per_token + config.beta * kl
-    token_weight = weights[rows].unsqueeze(1) * mask  # (b, T)
+    token_weight = weights[rows].unsqueeze(1).to(device) * mask  # (b, T)
     loss = (per_token * token_weight).sum()
     tokens = mask.sum().clamp(min=1)
     stats = {
