@@ -24,6 +24,7 @@ from rlmath.data import Problem, load_problems
 from rlmath.errors import RLMathError
 from rlmath.evaluation import EvalResult, evaluate
 from rlmath.models import resolve_model
+from rlmath.peak_memory import peak_rss_gib
 from rlmath.policy import load_policy, save_adapter, sequence_logprobs
 from rlmath.prompts import PromptEncoder
 from rlmath.sampling import AdapterRef, Completion, Sampler, SamplingRequest, build_sampler
@@ -109,6 +110,7 @@ def one_training_step(trainer: Trainer, step: int) -> dict[str, float]:
     metrics = step_metrics(trainer, groups, scored, rewards, sample_s) | batch_stats | update
     metrics["time/sync_s"] = time.perf_counter() - sync_started
     metrics["time/step_s"] = time.perf_counter() - started
+    metrics["system/peak_rss_gib"] = peak_rss_gib()
     trainer.tracker.log_metrics(metrics, step)
     log_samples(trainer, problems, groups, scored, rewards, step)
     return metrics
