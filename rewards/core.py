@@ -10,7 +10,7 @@ import re
 from functools import lru_cache
 
 from rewards.compare import equivalent
-from rewards.extract import answer_candidates, extract_answer
+from rewards.extract import answer_candidates
 from rewards.fastpath import quick_verdict
 from rewards.parse import ParseError, parse_answer
 from rewards.verdict import Options, Verdict

@@ -13,75 +13,94 @@ import re
 MAX_ANSWER_CHARS = 2000
 """Answers longer than this are not answers; the cap also bounds parser work downstream."""
 
+MAX_COMPLETION_CHARS = 100_000
+"""Only the last 100,000 characters of a completion (about 25,000 tokens) are searched for the answer.
+
+Extraction runs in the trainer's process, outside the pool's timeout; linear scans of a megabyte
+still took seconds on a loaded machine (the fuzz run), so the work is bounded by this window."""
+
 _BOX_RE = re.compile(r"\\(?:boxed|fbox)\s*")
-_ANSWER_TAG_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
+_ANSWER_TAG_RE = re.compile(r"<answer>((?:(?!<answer>).)*?)</answer>", re.DOTALL | re.IGNORECASE)
+"""Content may not hold another ``<answer>``: each opening tag then scans only to the next one, so a
+megabyte of unclosed tags costs linear time, not quadratic (found by the fuzz run)."""
 _ANSWER_IS_RE = re.compile(
     r"(?:final answer|the answer|answer)\s*(?:is|:|=)\s*:?\s*", re.IGNORECASE)
 _BOLD_RE = re.compile(r"\*\*([^*\n]{1,200})\*\*")
 _NUMBER_RE = re.compile(
     r"(?<![A-Za-z\d.])(?:-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|-?\d+(?:\.\d+)?(?:/\d+)?|-?\.\d+)(?![A-Za-z\d])")
 _MATH_SPAN_RE = re.compile(
-    r"\$\$(.+?)\$\$|(?<!\\)\$((?:\\\$|[^$\n])+?)(?<!\\)\$|\\\(([^\n]+?)\\\)|\\\[(.+?)\\\]", re.DOTALL)
+    r"\$\$(.+?)\$\$|(?<!\\)\$((?:\\\$|[^$\n])+?)(?<!\\)\$|\\\(((?:(?!\\\()[^\n])+?)\\\)"
+    r"|\\\[((?:(?!\\\[).)+?)\\\]", re.DOTALL)
+"""``$$..$$``, ``$..$``, ``\\(..\\)``, ``\\[..\\]``. A ``\\(`` or ``\\[`` span may not contain another opener of
+its kind, so unclosed openers each scan only to the next one (linear time on adversarial text)."""
+_TOKEN_RE = re.compile(r"[^\s$]+")
+_BRACE_TOKEN_RE = re.compile(r"\\.|[{}]", re.DOTALL)
+_NON_SPACE_RE = re.compile(r"\S")
 _CONNECTOR_RE = re.compile(r"^[\s,;.$]*(?:\\quad|\\qquad|\\text\{[^{}]{0,30}\}|\\\)|\\\(|and|or|,|;|\s)*[\s,;$]*$")
 
 
-def matching_brace(text: str, open_index: int) -> int:
-    """Index of the ``}`` closing the ``{`` at ``open_index``, or -1 when the text is truncated.
+def closing_braces(text: str) -> dict[int, int]:
+    """Map each ``{`` that is closed to the index of its ``}``, in one pass (backslash escapes skipped).
 
-    >>> matching_brace("{a{b}c}d", 0)
-    6
+    One stack pass instead of a scan per box: a megabyte of unclosed ``\\boxed{``
+    would otherwise cost quadratic time in the trainer's process (found by the fuzz run).
+
+    >>> closing_braces("{a{b}c}{")
+    {2: 4, 0: 6}
     """
-    depth = 0
-    index = open_index
-    while index < len(text):
-        char = text[index]
-        if char == "\\":
-            index += 2
-            continue
-        if char == "{":
-            depth += 1
-        elif char == "}":
-            depth -= 1
-            if depth == 0:
-                return index
-        index += 1
-    return -1
+    pairs: dict[int, int] = {}
+    stack: list[int] = []
+    for token in _BRACE_TOKEN_RE.finditer(text):
+        if token.group() == "{":
+            stack.append(token.start())
+        elif token.group() == "}" and stack:
+            pairs[stack.pop()] = token.start()
+    return pairs
 
 
-def boxed_spans(text: str) -> list[tuple[int, int, str]]:
-    """``(start, end, content)`` of every complete ``\\boxed{...}`` / ``\\fbox{...}`` (and ``\\boxed 5``)."""
+def boxed_spans(text: str) -> list[tuple[int, int, int, int]]:
+    """``(start, end, content start, content end)`` of every complete ``\\boxed{...}`` / ``\\fbox{...}``
+    (and ``\\boxed 5``). Content is sliced only for the boxes used, so nested boxes cost linear memory.
+    """
     spans = []
+    pairs: dict[int, int] | None = None
     for match in _BOX_RE.finditer(text):
         start = match.end()
         if start < len(text) and text[start] == "{":
-            end = matching_brace(text, start)
-            if end != -1:
-                spans.append((match.start(), end + 1, text[start + 1:end]))
+            pairs = closing_braces(text) if pairs is None else pairs
+            if start in pairs:
+                spans.append((match.start(), pairs[start] + 1, start + 1, pairs[start]))
         elif match.group(0)[-1:].isspace():
-            token = re.match(r"[^\s$]+", text[start:])
+            token = _TOKEN_RE.match(text, start)
             if token:
-                spans.append((match.start(), start + token.end(), token.group(0)))
+                spans.append((match.start(), token.end(), start, token.end()))
     return spans
 
 
 def last_boxed(text: str) -> str | None:
     """Content of the last complete box; boxes joined only by "and", commas or ``\\quad`` form a list.
 
+    A box nested in the previous one is not a list item: the innermost last box is the answer.
+
     >>> last_boxed(r"so \\boxed{1} or rather \\boxed{\\frac{1}{2}}.")
     '\\\\frac{1}{2}'
     >>> last_boxed(r"\\boxed{1} \\quad \\text{and} \\quad \\boxed{2}")
     '1, 2'
+    >>> last_boxed(r"\\boxed{x = \\boxed{5}}")
+    '5'
     """
-    spans = [span for span in boxed_spans(text) if span[2].strip()]
+    spans = [span for span in boxed_spans(text) if _NON_SPACE_RE.search(text, span[2], span[3])]
     if not spans:
         return None
-    group = [spans[-1]]
+    group = [spans[-1]]  # built last box first, so each step is O(1) even for 10^5 boxes
     for previous in reversed(spans[:-1]):
-        between = text[previous[1]:group[0][0]]
+        if previous[1] > group[-1][0]:
+            break  # nested: the outer box contains the group
+        between = text[previous[1]:group[-1][0]]
         if len(between) > 60 or not _CONNECTOR_RE.match(between):
             break
-        group.insert(0, previous)
-    return ", ".join(span[2].strip() for span in group)
+        group.append(previous)
+    return ", ".join(text[span[2]:span[3]].strip() for span in reversed(group))
 
 
 def strip_math_delimiters(answer: str) -> str:
@@ -192,11 +211,12 @@ def answer_candidates(text: str, number_fallback: bool = True) -> list[str]:
 
     Only the latest marker counts: a box, or an "answer is" phrase written after the last box.
     Without any marker: the last math span, bold text, the whole text when it is short, the last
-    number (``number_fallback``).
+    number (``number_fallback``). Only the last ``MAX_COMPLETION_CHARS`` characters are read.
 
     >>> answer_candidates(r"We get \\boxed{255}. Final Answer: The final answer is $10,455$.")
     ['10,455']
     """
+    text = text[-MAX_COMPLETION_CHARS:]
     boxes = boxed_spans(text)
     phrase = answer_phrase_line(text)
     if phrase is not None and (not boxes or phrase[0] > boxes[-1][0]) and not _BOX_RE.search(phrase[1]):

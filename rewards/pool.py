@@ -175,7 +175,7 @@ class VerifierPool:
         results: dict[int, Verdict] = {}
         chunk = max(1, min(CHUNK, len(queue) // (2 * len(self.workers)) or 1))
         while queue or any(w.pending for w in self.workers):
-            for worker in self.workers:
+            for worker in self._takers():
                 if not worker.pending and queue:
                     items = [queue.popleft() for _ in range(min(chunk, len(queue)))]
                     startup = 30.0 if id(worker) in self.fresh else 0.0
@@ -186,6 +186,16 @@ class VerifierPool:
                 self._receive(busy[conn], results, timeout, queue)
             self._reap(results, queue)
         return results
+
+    def _takers(self) -> list[_Worker]:
+        """Workers that may take items now: the ready ones, or all when none is ready yet.
+
+        A worker replaced after a timeout needs seconds to import sympy; items sent to it would wait
+        for that start, so a batch right after a kill could take far longer than twice the timeout
+        (found by the fuzz run). It joins in as soon as it reports ready.
+        """
+        ready = [worker for worker in self.workers if id(worker) not in self.fresh]
+        return ready or self.workers
 
     def _receive(self, worker: _Worker, results: dict, timeout: float, queue: deque) -> None:
         try:

@@ -42,6 +42,22 @@ def format_reward(completion: str, verdict: Verdict, **kw) -> float:
     return 1.0 if boxed is not None and boxed.strip() else 0.0
 
 
+def format_if_correct_reward(completion: str, verdict: Verdict, **kw) -> float:
+    """The format term of the correctness-first default: 1.0 for a *correct* answer in ``\\boxed{}``.
+
+    A bonus any boxed answer earns can outweigh correctness under std-scaled advantages: in a group where
+    every answer is wrong, the one boxed answer gets the advantage a correct answer gets elsewhere, and a
+    weak model learns "box something, early". Gated on correctness, the term only breaks ties among
+    correct answers and an all-wrong group stays at zero advantage.
+
+    >>> format_if_correct_reward("\\\\boxed{4}", Verdict(True, "correct", "4"))
+    1.0
+    >>> format_if_correct_reward("\\\\boxed{5}", Verdict(False, "wrong", "5"))
+    0.0
+    """
+    return format_reward(completion, verdict) if verdict.correct else 0.0
+
+
 def length_aware_reward(completion: str, verdict: Verdict, *, length: int | None = None,
                         max_length: int | None = None, pos_start: float = 0.8, neg_end: float = 0.12,
                         **kw) -> float:
@@ -96,6 +112,7 @@ def repetition_penalty(completion: str, verdict: Verdict, *, ngram: int = 3, max
 REWARD_FUNCTIONS: dict[str, RewardFn] = {
     "correct": correctness_reward,
     "format": format_reward,
+    "format_if_correct": format_if_correct_reward,
     "length": length_aware_reward,
     "repetition": repetition_penalty,
 }

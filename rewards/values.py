@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import sympy
 
-
 MAX_RENDER = 200
 
 
@@ -19,7 +18,7 @@ def render(expr) -> str:
     try:
         text = str(expr)
     except ValueError:  # Python refuses int->str beyond 4300 digits
-        return f"<number with more than 4300 digits>"
+        return "<number with more than 4300 digits>"
     return text if len(text) <= MAX_RENDER else text[:MAX_RENDER] + "..."
 
 

@@ -49,7 +49,7 @@ class Options:
     strict_equations: bool = False
 
     @classmethod
-    def build(cls, options: dict) -> "Options":
+    def build(cls, options: dict) -> Options:
         """Options from keyword arguments; a misspelled option is an error, not a silent default."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(options) - known)

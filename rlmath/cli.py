@@ -13,8 +13,11 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 
+from rlmath.errors import RLMathError
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
-bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print ratios against a peer measured in the same run.")
+bench_app = typer.Typer(no_args_is_help=True,
+                        help="Benchmarks that print ratios against a peer measured in the same run.")
 app.add_typer(bench_app, name="bench")
 console = Console(stderr=True)
 
@@ -38,18 +41,31 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-@app.command()
-def train(config: Optional[Path] = ConfigOpt, set_: Optional[List[str]] = SetOpt) -> None:
-    """Train a LoRA adapter (GRPO, or SFT with algorithm: sft) and track it in mlflow."""
-    cfg = _load(config, set_)
-    from rlmath.errors import RLMathError
+def _recipe(algorithm: str):
+    """The recipe function of ``config.algorithm``, imported only when that recipe runs."""
+    if algorithm == "sft":
+        from rlmath.algorithms.sft import run_sft
+
+        return run_sft
+    if algorithm == "dpo":
+        from rlmath.algorithms.dpo import run_dpo
+
+        return run_dpo
     from rlmath.loop import run_training
 
+    return run_training
+
+
+@app.command()
+def train(config: Optional[Path] = ConfigOpt, set_: Optional[List[str]] = SetOpt) -> None:
+    """Train a LoRA adapter (GRPO; SFT or DPO with algorithm: sft|dpo) and track it in mlflow."""
+    cfg = _load(config, set_)
     try:
-        run_dir = run_training(cfg, console=console)
+        run_dir = _recipe(cfg.algorithm)(cfg, console=console)
     except RLMathError as exc:
         _fail(str(exc))
-    console.print(f"[green]run folder:[/green] {run_dir}")
+    if run_dir is not None:  # None on the ranks > 0 of a multi-process launch
+        console.print(f"[green]run folder:[/green] {run_dir}")
 
 
 @app.command("eval")
@@ -62,28 +78,49 @@ def evaluate(
     question_field: Optional[str] = typer.Option(None, help="Question field (default: question, else problem)."),
     answer_field: Optional[str] = typer.Option(None, help="Answer field; '####' and \\boxed{} golds are extracted."),
     category_field: Optional[str] = typer.Option(None, help="Field to break accuracy down by (subject, type, ...)."),
-    adapter: Optional[str] = typer.Option(None, help="Adapter folder, run folder/name holding adapter/, or mlflow run id."),
-    compare_base: bool = typer.Option(False, "--compare-base", help="Also evaluate the base model on the same items "
-                                      "and report the paired difference."),
+    adapter: Optional[str] = typer.Option(None, help="Adapter folder, run folder/name holding adapter/, or mlflow "
+                                          "run id."),
+    compare: Optional[str] = typer.Option(None, "--compare", help="'base', or a second adapter/run folder: evaluate "
+                                          "it on the same items and report the paired difference."),
+    compare_base: bool = typer.Option(False, "--compare-base", help="Same as --compare base."),
     k: Optional[str] = typer.Option(None, "--k", help="pass@k/maj@k sample counts, e.g. 1,4,8 (default: eval.k)."),
     limit: Optional[int] = typer.Option(None, help="Evaluate the first N items only."),
-    out: Optional[Path] = typer.Option(None, help="Write {base, adapter, difference} JSON here."),
+    out: Optional[Path] = typer.Option(None, help="Also write the eval.json report (schema v1) here."),
 ) -> None:
     """Accuracy, pass@k, maj@k with 95% CIs of the model and/or an adapter; an mlflow run with tables and plots."""
     cfg = _load(config, set_)
-    from rlmath.errors import RLMathError
     from rlmath.eval_command import EvalOptions, run_eval_command
-    from rlmath.metrics import parse_ks
+    from rlmath.eval_stats import parse_ks
+
+    if compare_base and compare not in (None, "base"):
+        _fail(f"--compare-base is --compare base; it cannot be combined with --compare {compare}", 2)
 
     try:
         ks = tuple(parse_ks(k)) if k else None
     except ValueError as exc:
         _fail(str(exc), 2)
     options = EvalOptions(dataset=dataset, split=split, question_field=question_field, answer_field=answer_field,
-                          category_field=category_field, adapter=adapter, compare_base=compare_base, ks=ks,
-                          limit=limit, out=out)
+                          category_field=category_field, adapter=adapter,
+                          compare="base" if compare_base else compare, ks=ks, limit=limit, out=out)
     try:
         run_eval_command(cfg, options, console=console)
+    except RLMathError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def pts(
+    config: Optional[Path] = ConfigOpt,
+    set_: Optional[List[str]] = SetOpt,
+    out: Path = typer.Option(..., help="Output folder for the pairs (datasets folder + pairs.jsonl); must be new or empty."),
+) -> None:
+    """Pivotal Token Search (Phi-4 4.3): single-token DPO pairs from the configured policy, tracked in mlflow."""
+    cfg = _load(config, set_)
+    from rlmath.algorithms.pts import run_pts
+    from rlmath.errors import RLMathError
+
+    try:
+        run_pts(cfg, out, console=console)
     except RLMathError as exc:
         _fail(str(exc))
 
@@ -100,8 +137,33 @@ def ui(
     from rlmath.ui import serve
 
     try:
-        serve(Path(cfg.output_dir), host=host, port=port, console=console)
+        serve(Path(cfg.output_dir), host=host, port=port, console=console, experiment=cfg.tracking.experiment)
     except RuntimeError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def export(
+    run: str = typer.Argument(..., help="Run folder, mlflow run id, or registered version models:/rlmath-adapter/3."),
+    out: Path = typer.Option(..., help="Export folder (adapter, tokenizer, config.yaml, README.md model card)."),
+    merge: bool = typer.Option(False, "--merge", help="Also write merged/: the adapter folded into the base weights."),
+    push: bool = typer.Option(False, "--push", help="Upload the folder to the Hugging Face Hub (token: HF_TOKEN "
+                              "or the login cache)."),
+    repo_id: Optional[str] = typer.Option(None, "--repo-id", help="Hub repo ORG/NAME for --push (created if missing)."),
+    private: bool = typer.Option(False, "--private", help="With --push: create the repo private."),
+    force: bool = typer.Option(False, "--force", help="Replace a non-empty --out folder."),
+    config: Optional[Path] = ConfigOpt,
+    set_: Optional[List[str]] = SetOpt,
+) -> None:
+    """Export a run's adapter as a Hub-ready folder with a model card; optionally merge and push."""
+    cfg = _load(config, set_)  # only says where the mlflow store is, for run ids and models:/ URIs
+    from rlmath.errors import RLMathError
+    from rlmath.export import ExportOptions, export_run
+
+    options = ExportOptions(out=out, merge=merge, push=push, repo_id=repo_id, private=private, force=force)
+    try:
+        export_run(run, options, cfg, console)
+    except RLMathError as exc:
         _fail(str(exc))
 
 
@@ -112,26 +174,28 @@ def synth(
     out: Path = typer.Option(..., help="Output folder (a datasets.save_to_disk folder + JSONL/parquet + card)."),
     families: Optional[str] = typer.Option(None, help="Comma-separated family names (default: all)."),
     difficulty: str = typer.Option("1-5", help="A level (3) or a range (1-5)."),
-    decontaminate_against: Optional[str] = typer.Option(None, help="Eval set path or hub id to drop overlaps with."),
+    decontaminate_against: Optional[str] = typer.Option(None, help="Eval set to drop overlaps with: gsm8k, math, math500, a local file/folder or a hub id."),
     from_model: bool = typer.Option(False, "--from-model", help="Rejection-sample verified solutions from -c's model."),
     config: Optional[Path] = ConfigOpt,
     set_: Optional[List[str]] = SetOpt,
     k: int = typer.Option(4, "--k", help="With --from-model: samples per problem."),
 ) -> None:
     """Generate verifiable synthetic math problems with worked solutions (or the model's verified ones)."""
-    from rlmath.errors import RLMathError
-
     try:
         if from_model:
             cfg = _load(config, set_)
-            from rlmath.synth.from_model import sample_verified
+            from rlmath.self_data import sample_verified
 
             sample_verified(cfg, out, n=n, k=k, console=console)
             return
+        from rlmath.sources import question_texts
         from rlmath.synth.command import run_synth
+        from rlmath.synth.decontam import EvalTexts
 
-        run_synth(n=n, seed=seed, out=out, families=families, difficulty=difficulty,
-                  decontaminate_against=decontaminate_against, console=console)
+        against = (EvalTexts(decontaminate_against, question_texts(decontaminate_against))
+                   if decontaminate_against else None)
+        run_synth(n=n, seed=seed, out=out, families=families, difficulty=difficulty, decontaminate=against,
+                  console=console)
     except RLMathError as exc:
         _fail(str(exc))
 

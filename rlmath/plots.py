@@ -1,4 +1,4 @@
-"""PNG plots for the run folder and mlflow: the reasoning-gains bar chart and training curves."""
+"""PNG plots for the run folder and mlflow: the one eval plot (every stage per category) and training curves."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ import matplotlib
 matplotlib.use("Agg")  # headless: no display on training machines
 import matplotlib.pyplot as plt  # noqa: E402
 
-
-MODEL_COLORS = {"base": "#9aa5b1", "adapter": "#2b8a3e"}
-"""One colour per model in every eval plot (base grey, adapter green, as in the gains plot)."""
+STAGE_COLORS = {"base": "#9aa5b1", "compare": "#1864ab", "sft": "#e8a33d", "final": "#2b8a3e", "adapter": "#2b8a3e"}
+"""One colour per eval stage in every plot (base grey, trained green)."""
 
 
 def _save(fig, out: Path) -> Path:
@@ -25,29 +24,6 @@ def _save(fig, out: Path) -> Path:
 def _bar_positions(count: int, index: int, models: int, width: float) -> list[float]:
     """x of model ``index``'s bars when ``models`` bars of ``width`` share each of ``count`` slots."""
     return [i + (index - (models - 1) / 2) * width for i in range(count)]
-
-
-def plot_gains(before, after, out: Path) -> Path:
-    """Held-out accuracy before vs after, overall and per family, with 95% CI bars on the totals."""
-    families = sorted(set(before.by_family) | set(after.by_family))
-    labels = ["all", *families]
-    b = [before.accuracy, *[before.by_family.get(f, 0.0) for f in families]]
-    a = [after.accuracy, *[after.by_family.get(f, 0.0) for f in families]]
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(labels)), 4))
-    x = range(len(labels))
-    width = 0.38
-    ax.bar([i - width / 2 for i in x], b, width, label="before", color="#9aa5b1")
-    ax.bar([i + width / 2 for i in x], a, width, label="after", color="#2b8a3e")
-    ax.errorbar([-width / 2, width / 2], [before.accuracy, after.accuracy],
-                yerr=[[before.accuracy - before.ci_low, after.accuracy - after.ci_low],
-                      [before.ci_high - before.accuracy, after.ci_high - after.accuracy]],
-                fmt="none", ecolor="black", capsize=4)
-    ax.set_xticks(list(x), labels, rotation=30, ha="right")
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("greedy accuracy (held-out)")
-    ax.set_title(f"Reasoning gains: {before.accuracy:.1%} → {after.accuracy:.1%} (n={after.total})")
-    ax.legend()
-    return _save(fig, out)
 
 
 def plot_training_curves(metrics_file: Path, out: Path) -> Path:
@@ -66,7 +42,7 @@ def plot_training_curves(metrics_file: Path, out: Path) -> Path:
     left.set_title("Training rewards")
     left.legend()
     evals = [(r["step"], r[f"{p}/accuracy"], r.get(f"{p}/ci_low"), r.get(f"{p}/ci_high"))
-             for r in rows for p in ("eval/before", "eval/after_sft", "eval/during", "eval/after")
+             for r in rows for p in ("eval/base", "eval/sft", "eval/during", "eval/final")
              if r.get(f"{p}/accuracy") is not None]
     if evals:
         acc = [e[1] for e in evals]
@@ -86,45 +62,30 @@ def _ci_error(values: list[float], cis: list[list[float]]) -> list[list[float]]:
     return [below, above]
 
 
-def plot_eval_comparison(results: dict, out: Path, difference: dict | None = None) -> Path:
-    """Accuracy, pass@k and maj@k per model (base / adapter) with 95% bootstrap CI bars."""
-    names = list(results)
-    first = results[names[0]]
-    metrics = ["accuracy", *first.pass_at_k, *first.maj_at_k]
-    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(metrics) + 2), 4))
-    width = 0.8 / len(names)
-    for index, name in enumerate(names):
-        result = results[name]
-        values = [result.accuracy if m == "accuracy" else {**result.pass_at_k, **result.maj_at_k}[m] for m in metrics]
-        cis = [result.ci.get(m, []) for m in metrics]
-        xs = _bar_positions(len(metrics), index, len(names), width)
-        ax.bar(xs, values, width, label=name, color=MODEL_COLORS.get(name, f"C{index}"),
-               yerr=_ci_error(values, cis), capsize=4, ecolor="black")
-    ax.set_xticks(range(len(metrics)), ["greedy" if m == "accuracy" else m for m in metrics])
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("fraction of problems solved")
-    title = f"Eval (n={first.total}, 95% CI)"
-    if difference and "accuracy" in difference:
-        d = difference["accuracy"]
-        title += f": adapter − base {d['mean']:+.1%} [{d['ci_low']:+.1%}, {d['ci_high']:+.1%}]"
-    ax.set_title(title)
-    ax.legend()
-    return _save(fig, out)
-
-
-def plot_categories(results: dict, out: Path, category: str = "family") -> Path:
-    """Greedy accuracy per category value (family, subject, level), one bar per model."""
-    names = list(results)
-    groups = sorted({key for r in results.values() for key in r.by_category.get(category, r.by_family)})
-    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(groups) * len(names) + 2), 4))
-    width = 0.8 / len(names)
-    for index, name in enumerate(names):
-        values = results[name].by_category.get(category, results[name].by_family)
-        xs = _bar_positions(len(groups), index, len(names), width)
-        ax.bar(xs, [values.get(g, 0.0) for g in groups], width, label=name, color=MODEL_COLORS.get(name, f"C{index}"))
-    ax.set_xticks(range(len(groups)), groups, rotation=30, ha="right")
+def plot_eval_report(report: dict, out: Path) -> Path:
+    """Greedy accuracy of every stage of an eval.json report, overall and per category, with 95% CI bars."""
+    stages, category = report["stages"], report["category"]
+    labels = sorted({label for stage in stages for label in stage["by_category"].get(category, {})})
+    fig, ax = plt.subplots(figsize=(max(6, 0.5 * (len(labels) + 1) * len(stages) + 2), 4))
+    width = 0.8 / len(stages)
+    for index, stage in enumerate(stages):
+        cells = [{"accuracy": stage["accuracy"], "ci_low": stage["ci_low"], "ci_high": stage["ci_high"]},
+                 *[stage["by_category"].get(category, {}).get(label) for label in labels]]
+        values = [cell["accuracy"] if cell else 0.0 for cell in cells]
+        cis = [[cell["ci_low"], cell["ci_high"]] if cell else [] for cell in cells]
+        xs = _bar_positions(len(cells), index, len(stages), width)
+        ax.bar(xs, values, width, label=stage["name"], color=STAGE_COLORS.get(stage["name"], f"C{index}"),
+               yerr=_ci_error(values, cis), capsize=3, ecolor="black")
+    ax.set_xticks(range(len(labels) + 1), ["all", *labels], rotation=30, ha="right")
     ax.set_ylim(0, 1)
     ax.set_ylabel("greedy accuracy")
-    ax.set_title(f"Accuracy by {category}")
+    title = f"{report['dataset']}: accuracy by {category} (n={report['items']}, 95% CI)"
+    if report["comparisons"]:
+        last = report["comparisons"][-1]
+        gain = last["metrics"].get("accuracy")
+        if gain:
+            title += (f"\n{last['to']} − {last['from']}: {gain['mean']:+.1%} "
+                      f"[{gain['ci_low']:+.1%}, {gain['ci_high']:+.1%}]")
+    ax.set_title(title)
     ax.legend()
     return _save(fig, out)

@@ -6,6 +6,7 @@ is an argument), so the update step can later run under ``accelerate launch``.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -106,8 +107,11 @@ LOGPROB_CHUNK = 32
 """Completion positions per lm_head chunk: only (B, 32, V) logits exist at once, forward and backward."""
 
 
-def token_logprobs(model, batch: PackedBatch) -> torch.Tensor:
+def token_logprobs(model, batch: PackedBatch, temperature: float = 1.0) -> torch.Tensor:
     """log p(completion token t | everything before it): (B, T).
+
+    ``temperature`` divides the logits as the sampler did (T=0, greedy, counts as 1): the policy being
+    optimised is the one that produced the rollouts, so its log-probs must be at the sampling temperature.
 
     The full-vocabulary logits are the largest tensor of the update ((B, T, V): 7 GiB in float32 for
     the GPU recipe's micro-batch), so the decoder runs once and the lm_head + log-softmax run over
@@ -119,17 +123,18 @@ def token_logprobs(model, batch: PackedBatch) -> torch.Tensor:
     hidden = base.get_decoder()(input_ids=batch.ids, attention_mask=batch.attention,
                                 position_ids=batch.positions).last_hidden_state  # (B, P+T, H)
     hidden = hidden[:, -batch.width - 1:-1]  # (B, T, H): positions P-1 .. P+T-2 predict the completion
+    scale = 1.0 / temperature if temperature > 0 else 1.0
     targets = batch.ids[:, -batch.width:]  # (B, T)
     head = base.get_output_embeddings()
     chunks = [checkpoint(_chunk_logprobs, head, hidden[:, i:i + LOGPROB_CHUNK], targets[:, i:i + LOGPROB_CHUNK],
-                         use_reentrant=False)
+                         scale, use_reentrant=False)
               for i in range(0, batch.width, LOGPROB_CHUNK)]
     return torch.cat(chunks, dim=1)
 
 
-def _chunk_logprobs(head, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Log-probs of ``targets`` (B, C) from hidden states (B, C, H), with float32 log-softmax."""
-    logits = head(hidden).float()  # (B, C, V)
+def _chunk_logprobs(head, hidden: torch.Tensor, targets: torch.Tensor, scale: float) -> torch.Tensor:
+    """Log-probs of ``targets`` (B, C) from hidden states (B, C, H), with float32 log-softmax at 1/scale temperature."""
+    logits = head(hidden).float() * scale  # (B, C, V)
     return logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
 
 
@@ -138,18 +143,79 @@ def model_device(model) -> torch.device:
     return next(model.parameters()).device
 
 
-def sequence_logprobs(model, prompts: Sequence[list[int]], completions: Sequence[list[int]], pad_id: int) -> list[torch.Tensor]:
+def sequence_logprobs(model, prompts: Sequence[list[int]], completions: Sequence[list[int]], pad_id: int,
+                      temperature: float = 1.0) -> list[torch.Tensor]:
     """Per-token log-probs of each completion given its prompt: a list of (T_i,) tensors."""
     batch = pack_batch(prompts, completions, pad_id, device=model_device(model))
-    logprobs = token_logprobs(model, batch)  # (B, T)
+    logprobs = token_logprobs(model, batch, temperature)  # (B, T)
     return [logprobs[row, : len(c)].cpu() for row, c in enumerate(completions)]
 
 
 def save_adapter(model, path: Path) -> Path:
-    """Write the adapter files only (no merge): what vLLM's LoRARequest and the Hub consume."""
+    """Write the trainable adapter's files only (no merge, no frozen reference copy): what vLLM's
+    LoRARequest and the Hub consume."""
     path.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(path))
+    model.save_pretrained(str(path), selected_adapters=[POLICY_ADAPTER])
     return path
+
+
+POLICY_ADAPTER = "default"  # peft's name for the adapter being trained
+REFERENCE_ADAPTER = "reference"  # the frozen copy made by ``freeze_reference``
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What KL-regularised (GRPO with beta > 0) and preference (DPO) losses compare against.
+
+    ``stage_start``: a frozen copy of the adapter as it stood when the stage began (after an SFT warm
+    start this is the SFT model, not the pre-SFT base); ``base``: the base model with LoRA switched off.
+    """
+
+    kind: str  # "stage_start" | "base"
+
+
+def freeze_reference(model, kind: str = "stage_start") -> Reference:
+    """Snapshot the reference policy now; call it once at the start of a stage.
+
+    ``stage_start`` adds a second peft adapter holding a detached copy of the trained adapter's weights,
+    with ``requires_grad`` off (a second LoRA, not a second model: a few MB). Calling it again re-snapshots.
+    """
+    if kind == "base":
+        return Reference("base")
+    if kind != "stage_start":
+        raise RLMathError(f"grpo.reference: unknown {kind!r} (stage_start | base)")
+    if REFERENCE_ADAPTER in model.peft_config:
+        model.delete_adapter(REFERENCE_ADAPTER)
+    model.add_adapter(REFERENCE_ADAPTER, model.peft_config[POLICY_ADAPTER])
+    model.set_adapter(POLICY_ADAPTER)  # add_adapter leaves the policy active; be explicit
+    marker = f".{POLICY_ADAPTER}."
+    live = {name: param for name, param in model.named_parameters() if marker in name}
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if f".{REFERENCE_ADAPTER}." in name:
+                param.copy_(live[name.replace(f".{REFERENCE_ADAPTER}.", marker)])
+                param.requires_grad_(False)
+    return Reference("stage_start")
+
+
+@contextmanager
+def reference_active(model, reference: Reference):
+    """Run the enclosed forward passes as the reference policy, then restore the trained adapter."""
+    if reference.kind == "base":
+        with model.disable_adapter():
+            yield
+        return
+    model.set_adapter(REFERENCE_ADAPTER, inference_mode=True)
+    try:
+        yield
+    finally:
+        model.set_adapter(POLICY_ADAPTER)
+
+
+def reference_logprobs(model, reference: Reference, batch: PackedBatch, temperature: float = 1.0) -> torch.Tensor:
+    """(B, T) log-probs of the packed completions under the reference policy, without gradients."""
+    with torch.no_grad(), reference_active(model, reference):
+        return token_logprobs(model, batch, temperature)
 
 
 def lora_state(model) -> dict[str, torch.Tensor]:

@@ -5,7 +5,8 @@ The loop only sees :class:`Sampler`. Two backends implement it:
 - :class:`VLLMSampler`: an in-process ``vllm.LLM``. ``sampling.sync: adapter`` makes each adapter
   version a new ``LoRARequest(name, version, path)`` on saved files (no merge, no base reload);
   ``sampling.sync: merged`` loads base + LoRA merged in the trainer into the running engine
-  (:mod:`rlmath.weight_sync`), so generation runs without LoRA kernels.
+  (:mod:`rlmath.weight_sync`), so generation runs without LoRA kernels. The server backend
+  (``/v1/load_lora_adapter``) is :mod:`rlmath.vllm_server`.
 - :class:`HFSampler`: transformers ``generate`` on the trainer's own peft model, for machines
   without vLLM; its "sync" is free because it samples from the live weights.
 
@@ -17,45 +18,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Sequence
 
 from rlmath.errors import RLMathError
+from rlmath.sampler_types import AdapterRef, Completion, Sampler, SamplingRequest
 
-
-@dataclass(frozen=True)
-class AdapterRef:
-    """A saved adapter version: vLLM needs a unique integer id per version it should (re)load."""
-
-    name: str
-    version: int
-    path: str
-
-
-@dataclass
-class Completion:
-    text: str
-    token_ids: list[int]
-    logprobs: list[float]  # sampler's log-prob of each sampled token, (T,)
-    finish_reason: str  # "stop" or "length"
-
-
-@dataclass(frozen=True)
-class SamplingRequest:
-    n: int = 1
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_tokens: int = 128
-
-
-class Sampler(Protocol):
-    def generate(self, prompts: Sequence[list[int]], request: SamplingRequest,
-                 adapter: AdapterRef | None) -> list[list[Completion]]: ...
-
-    def completion_logprobs(self, prompt: list[int], completion: list[int],
-                            adapter: AdapterRef | None) -> list[float]: ...
-
-    def close(self) -> None: ...
+__all__ = ["AdapterRef", "Completion", "HFSampler", "Sampler", "SamplingRequest", "VLLMSampler", "build_sampler",
+           "max_tokens_from_lengths"]
 
 
 class VLLMSampler:
@@ -85,9 +54,11 @@ class VLLMSampler:
         self._loaded: int | None = None  # adapter version whose merged weights the engine holds; None = base
         self.sync_seconds: list[float] = []  # one entry per in-place reload (merged mode)
         lora = {} if sync == "merged" else {"enable_lora": True, "max_lora_rank": max_lora_rank, "max_loras": 1}
+        # processed_logprobs: the log-prob of each sampled token under the distribution it was drawn
+        # from (after temperature and top-p), which is what the importance-sampling correction needs.
         self._llm = LLM(model=model_path, dtype=dtype, seed=seed, max_model_len=max_model_len,
                         gpu_memory_utilization=gpu_memory_utilization, enforce_eager=enforce_eager,
-                        enable_prefix_caching=True, **lora)
+                        enable_prefix_caching=True, logprobs_mode="processed_logprobs", **lora)
 
     def _serve(self, adapter: AdapterRef | None):
         """The LoRARequest to pass (adapter mode), or None after loading merged weights if needed."""
@@ -139,13 +110,14 @@ def _from_vllm(output) -> Completion:
                       finish_reason=output.finish_reason or "stop")
 
 
-def _chosen_logprobs(step_logits, tokens):
-    """Log-prob of each generated token under the raw logits (not the temperature-warped scores),
-    one step at a time so no (B, T, V) log-softmax copy is ever built. Returns (B, T)."""
+def _chosen_logprobs(step_scores, tokens):
+    """Log-prob of each generated token under the processed scores it was sampled from (logits after
+    temperature and top-p, as vLLM's ``processed_logprobs``), one step at a time so no (B, T, V)
+    log-softmax copy is ever built. Returns (B, T)."""
     import torch
 
     columns = [torch.log_softmax(logits.float(), dim=-1).gather(-1, tokens[:, t:t + 1]).squeeze(-1)
-               for t, logits in enumerate(step_logits)]  # T x (B,)
+               for t, logits in enumerate(step_scores)]  # T x (B,)
     return torch.stack(columns, dim=1)
 
 
@@ -184,23 +156,27 @@ class HFSampler:
                 do_sample=not greedy, temperature=None if greedy else request.temperature,
                 top_p=None if greedy else request.top_p, top_k=None if greedy else 0,
                 num_return_sequences=request.n, return_dict_in_generate=True,
-                # Per-step logits cost T x (B, V) floats: only sampled rollouts need them (for the IS correction).
-                output_logits=not greedy, pad_token_id=self.tokenizer.pad_token_id,
+                # Per-step scores cost T x (B, V) floats: only sampled rollouts need them (behaviour log-probs).
+                output_scores=not greedy, pad_token_id=self.tokenizer.pad_token_id,
             )
         self.model.train(was_training)
         new = out.sequences[:, input_ids.shape[1]:]  # (B*n, T)
-        chosen = _chosen_logprobs(out.logits, new) if not greedy else torch.zeros(new.shape)  # (B*n, T)
+        chosen = _chosen_logprobs(out.scores, new) if not greedy else torch.zeros(new.shape)  # (B*n, T)
         completions = [self._to_completion(new[i], chosen[i]) for i in range(new.shape[0])]
         return [completions[i * request.n:(i + 1) * request.n] for i in range(len(prompts))]
 
     def _to_completion(self, tokens, logprobs) -> Completion:
+        """Cut after the first EOS but keep it (as vLLM does): stopping is an action the policy takes,
+        so its token and log-prob are trained like any other. The text stays without it."""
         eos = self.tokenizer.eos_token_id
         ids = tokens.tolist()
         finish = "length"
+        text_ids = ids
         if eos in ids:
-            ids = ids[: ids.index(eos)]
+            ids = ids[: ids.index(eos) + 1]
+            text_ids = ids[:-1]
             finish = "stop"
-        return Completion(text=self.tokenizer.decode(ids, skip_special_tokens=True), token_ids=ids,
+        return Completion(text=self.tokenizer.decode(text_ids, skip_special_tokens=True), token_ids=ids,
                           logprobs=logprobs[: len(ids)].tolist(), finish_reason=finish)
 
     def completion_logprobs(self, prompt, completion, adapter):
@@ -215,6 +191,23 @@ class HFSampler:
         self.model = None
 
 
+def max_tokens_from_lengths(lengths: Sequence[int], percentile: float, slack: float, ceiling: int) -> int:
+    """Rollout cap derived from the data: the ``percentile`` of worked-solution token lengths × ``slack``,
+    +1 for the EOS token, never above ``ceiling``. A cap below the solutions' own length truncates the
+    very answers the reward looks for.
+
+    >>> max_tokens_from_lengths([40, 50, 60], 100, 1.5, 256)
+    91
+    >>> max_tokens_from_lengths([40, 50, 60], 100, 1.5, 64)
+    64
+    """
+    import numpy as np
+
+    if not lengths:
+        return ceiling
+    return min(ceiling, int(np.ceil(np.percentile(lengths, percentile) * slack)) + 1)
+
+
 def build_sampler(config, base_path: str, policy=None) -> Sampler:
     """The configured backend; the HF backend samples from ``policy`` (the live trainer model)."""
     sampling = config.sampling
@@ -222,6 +215,10 @@ def build_sampler(config, base_path: str, policy=None) -> Sampler:
         if policy is None:
             raise RLMathError("sampling.backend=hf needs the trainer's policy model")
         return HFSampler(policy.model, policy.tokenizer)
+    if sampling.backend == "vllm_server":
+        from rlmath.vllm_server import build_server_sampler  # it builds on this module's types
+
+        return build_server_sampler(config, base_path)
     if sampling.sync == "merged" and policy is None:
         raise RLMathError("sampling.sync=merged needs the trainer's policy model")
     return VLLMSampler(base_path, dtype=config.model.dtype, seed=config.seed, max_model_len=sampling.max_model_len,

@@ -4,6 +4,17 @@ The run folder is the source of truth a user can grep (``config.yaml``, ``metric
 ``samples.jsonl``); mlflow mirrors it for the UI. The store defaults to a sqlite file under
 ``output_dir`` with artifacts beside it, and ``MLFLOW_TRACKING_URI`` or ``tracking.tracking_uri``
 (an ``http://`` server, say) takes over when set.
+
+What an ML engineer expects to find in mlflow 3, and where it comes from here:
+
+- the experiment opens on the model-training pages (the ``mlflow.experimentKind`` tag), not GenAI;
+- every saved adapter is a *logged model* (:meth:`Tracker.log_adapter_model`) with its step and
+  the eval metrics linked to it, so "Logged models" lists SFT, final and checkpoints;
+- training data and eval set are dataset inputs (:meth:`Tracker.log_dataset`): name, digest, source, size;
+- training runs record system metrics (CPU, memory, GPU where present), their source and git commit.
+
+Everything crossing this boundary passes :mod:`rlmath.redact`, so environment secrets never land in
+the run folder or the store.
 """
 
 from __future__ import annotations
@@ -16,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from rlmath.config import Config, dump_config, flat_params
+from rlmath.redact import install_logging_filter, redact, redact_value
 
 
 def tracking_uri(config: Config) -> str:
@@ -42,16 +54,61 @@ def new_run_dir(config: Config, kind: str) -> Path:
 # should open on its runs, where the charts, tables and the reasoning-gains plot are.
 _KIND_TAG = "mlflow.experimentKind"
 _EXPERIMENT_TAGS = {_KIND_TAG: "custom_model_development"}
+# Seconds between system-metric samples: a smoke run lasts under a minute, a real one hours.
+_SYSTEM_METRICS_INTERVAL = 5.0
+
+
+def source_tags() -> dict[str, str]:
+    """The run's source (entry point) and the git commit of the rlmath checkout, as mlflow tags."""
+    import sys
+
+    from mlflow.utils.git_utils import get_git_commit, get_git_repo_url
+    from mlflow.utils.mlflow_tags import (
+        MLFLOW_GIT_COMMIT,
+        MLFLOW_GIT_REPO_URL,
+        MLFLOW_SOURCE_NAME,
+        MLFLOW_SOURCE_TYPE,
+    )
+
+    package_dir = str(Path(__file__).resolve().parent)
+    script = Path(sys.argv[0]).name
+    script = "rlmath" if script in ("rlmath", "cli.py", "__main__.py") else script
+    entry = " ".join([script, *sys.argv[1:2]])  # "rlmath train", "rlmath eval", "pytest tests/..."
+    tags = {MLFLOW_SOURCE_NAME: entry, MLFLOW_SOURCE_TYPE: "LOCAL"}
+    commit = get_git_commit(package_dir)
+    if commit:
+        tags[MLFLOW_GIT_COMMIT] = commit
+        url = get_git_repo_url(package_dir)
+        if url:
+            tags[MLFLOW_GIT_REPO_URL] = url
+    return tags
+
+
+def _dataset_source(source: str | dict[str, Any]):
+    """An mlflow DatasetSource: code-generated (a dict of generator settings), a local path, or a hub id."""
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+    from mlflow.data.huggingface_dataset_source import HuggingFaceDatasetSource
+
+    if isinstance(source, dict):
+        return CodeDatasetSource(tags={key: redact(str(value)) for key, value in source.items()})
+    path = Path(source).expanduser()
+    if path.exists():
+        return str(path.resolve())  # mlflow resolves local paths to a LocalArtifactDatasetSource
+    return HuggingFaceDatasetSource(path=redact(source))
 
 
 class Tracker:
     """One run: files in ``run_dir`` plus the mirrored mlflow run (optionally nested)."""
 
     def __init__(self, config: Config, run_dir: Path, *, kind: str = "train", parent_run_id: str | None = None) -> None:
+        install_logging_filter()
         self.config = config
         self.run_dir = run_dir
         self.run_id: str | None = None
-        (run_dir / "config.yaml").write_text(dump_config(config))
+        self.experiment_id: str | None = None
+        self.datasets: dict[str, tuple[str, str]] = {}  # context -> (name, digest) of logged dataset inputs
+        self._monitor = None
+        (run_dir / "config.yaml").write_text(redact(dump_config(config)))
         self._metrics = (run_dir / "metrics.jsonl").open("a")
         self._samples = (run_dir / "samples.jsonl").open("a")
         if config.tracking.mlflow:
@@ -79,44 +136,133 @@ class Tracker:
             experiment_id = experiment.experiment_id
             if _KIND_TAG not in experiment.tags:  # made by an older rlmath or by hand
                 self._client.set_experiment_tag(experiment_id, _KIND_TAG, _EXPERIMENT_TAGS[_KIND_TAG])
-        tags = {"rlmath.kind": kind, "rlmath.run_dir": str(self.run_dir.resolve())}
+        self.experiment_id = experiment_id
+        tags = {"rlmath.kind": kind, "rlmath.run_dir": str(self.run_dir.resolve()), **source_tags()}
         if parent_run_id:
             tags["mlflow.parentRunId"] = parent_run_id
-        run = self._client.create_run(experiment_id, run_name=self.run_dir.name, tags=tags)
+        run = self._client.create_run(experiment_id, run_name=self.run_dir.name,
+                                      tags={k: redact(v) for k, v in tags.items()})
         self.run_id = run.info.run_id
         params = flat_params(self.config)
         from mlflow.entities import Param
 
-        items = [Param(k, v) for k, v in params.items()]
+        items = [Param(k, redact(v)) for k, v in params.items()]
         for start in range(0, len(items), 100):
             self._client.log_batch(self.run_id, params=items[start:start + 100])
         (self.run_dir / "mlflow_run_id").write_text(self.run_id)
+        if kind == "train":
+            self._start_system_metrics()
 
-    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
-        """Append to metrics.jsonl and mlflow; non-finite values stay in the file as null."""
+    def _start_system_metrics(self) -> None:
+        """mlflow's own CPU/memory/disk/network (and GPU, when pynvml sees one) sampler for this run."""
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        self._monitor = SystemMetricsMonitor(self.run_id, sampling_interval=_SYSTEM_METRICS_INTERVAL,
+                                             samples_before_logging=1, tracking_uri=self.uri)
+        self._monitor.start()
+
+    def _stop_system_metrics(self) -> None:
+        """Stop the sampler and publish one closing sample.
+
+        mlflow's monitor returns without publishing when it is stopped mid-window, so a run shorter
+        than the sampling interval (and the last window of every run) would have no system metrics.
+        """
+        monitor, self._monitor = self._monitor, None
+        if monitor is None:
+            return
+        monitor.finish()
+        monitor.collect_metrics()
+        monitor.publish_metrics(monitor.aggregate_metrics())
+        monitor.mlflow_logger.flush()
+
+    def log_metrics(self, metrics: dict[str, float], step: int, *, model_id: str | None = None,
+                    dataset: tuple[str, str] | None = None) -> None:
+        """Append to metrics.jsonl and mlflow; non-finite values stay in the file as null.
+
+        ``model_id`` links the metrics to a logged model (they show on its page and in the "Logged
+        models" table); ``dataset`` = (name, digest) of a :meth:`log_dataset` input they were measured on.
+        """
         clean = {k: float(v) for k, v in metrics.items() if v is not None}
-        self._metrics.write(json.dumps({"step": step, **{k: (v if math.isfinite(v) else None) for k, v in clean.items()}}) + "\n")
-        self._metrics.flush()
+        if model_id is None:  # a model's copies of run metrics are already in the file
+            self._metrics.write(json.dumps({"step": step, **{k: (v if math.isfinite(v) else None)
+                                                             for k, v in clean.items()}}) + "\n")
+            self._metrics.flush()
         if self.run_id:
             from mlflow.entities import Metric
 
             now = int(time.time() * 1000)
-            batch = [Metric(k, v, now, step) for k, v in clean.items() if math.isfinite(v)]
+            name, digest = dataset or (None, None)
+            batch = [Metric(k, v, now, step, model_id=model_id, dataset_name=name, dataset_digest=digest)
+                     for k, v in clean.items() if math.isfinite(v)]
             for start in range(0, len(batch), 500):
                 self._client.log_batch(self.run_id, metrics=batch[start:start + 500])
 
     def log_samples(self, rows: list[dict[str, Any]], step: int) -> None:
         for row in rows:
-            self._samples.write(json.dumps({"step": step, **row}) + "\n")
+            self._samples.write(json.dumps(redact_value({"step": step, **row})) + "\n")
         self._samples.flush()
 
     def log_table(self, rows: list[dict[str, Any]], name: str) -> None:
         """A completion table in the mlflow UI's evaluation view (``mlflow.log_table``)."""
         if self.run_id and rows:
-            columns = {key: [row.get(key) for row in rows] for key in rows[0]}
+            columns = {key: [redact_value(row.get(key)) for row in rows] for key in rows[0]}
             self._client.log_table(self.run_id, columns, artifact_file=name)
 
+    def log_dataset(self, rows: list[dict[str, Any]], name: str, context: str,
+                    source: str | dict[str, Any] | None = None) -> tuple[str, str] | None:
+        """Log ``rows`` as an mlflow dataset input (name, digest, source, size, schema) of this run.
+
+        ``context`` is "training" or "evaluation" (the UI shows it as a tag); ``source`` says where the
+        rows came from: a local file or folder, a hub dataset id, or a dict describing the generator
+        (synthetic data: families, seed, difficulty). Returns (name, digest) so metrics measured on the
+        set can name it (:meth:`log_metrics` ``dataset=``), or None without mlflow.
+        """
+        if not self.run_id or not rows:
+            return None
+        import mlflow.data
+        import pandas as pd
+        from mlflow.entities import DatasetInput, InputTag
+        from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+        frame = pd.DataFrame(redact_value(rows))
+        dataset = mlflow.data.from_pandas(frame, source=_dataset_source(source or {"rlmath": name}), name=name)
+        entity = dataset._to_mlflow_entity()
+        self._client.log_inputs(self.run_id, [DatasetInput(entity, tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])])
+        self.datasets[context] = (dataset.name, dataset.digest)
+        return self.datasets[context]
+
+    def log_adapter_model(self, path: Path, name: str, step: int, metrics: dict[str, float] | None = None,
+                          dataset: tuple[str, str] | None = None) -> str | None:
+        """Log a saved adapter folder as an mlflow 3 *logged model* and return its model id.
+
+        The model holds the adapter files, records the run and ``step`` that produced it (the run's
+        outputs), and gets ``metrics`` (its eval numbers) linked, so "Logged models" lists SFT, final and
+        every checkpoint side by side. Register the final one with ``model_registry.register_adapter``.
+        The metrics are linked to the "evaluation" dataset input unless ``dataset`` names another.
+        """
+        if not self.run_id:
+            return None
+        from mlflow.entities import LoggedModelOutput, LoggedModelStatus
+
+        model = self._client.create_logged_model(
+            self.experiment_id, name=name, source_run_id=self.run_id, model_type="peft-lora-adapter",
+            tags={"rlmath.base_model": redact(self.config.model.name_or_path), "rlmath.algorithm": self.config.algorithm,
+                  "rlmath.step": str(step)},
+            params={"lora.r": str(self.config.lora.r), "lora.alpha": str(self.config.lora.alpha),
+                    "base_model": redact(self.config.model.name_or_path)})
+        try:
+            self._client.log_model_artifacts(model.model_id, str(path))
+        except BaseException:
+            self._client.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED)
+            raise
+        self._client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
+        self._client.log_outputs(self.run_id, [LoggedModelOutput(model.model_id, step)])
+        if metrics:
+            self.log_metrics(metrics, step, model_id=model.model_id, dataset=dataset or self.datasets.get("evaluation"))
+        return model.model_id
+
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        """Copy a file or folder into the run's artifacts (run-folder files were redacted when written)."""
         if self.run_id:
             if path.is_dir():
                 self._client.log_artifacts(self.run_id, str(path), artifact_path)
@@ -126,10 +272,11 @@ class Tracker:
     def set_tags(self, tags: dict[str, str]) -> None:
         if self.run_id:
             for key, value in tags.items():
-                self._client.set_tag(self.run_id, key, value)
+                self._client.set_tag(self.run_id, key, redact(str(value)))
 
     def finish(self, status: str = "FINISHED") -> None:
         self._metrics.close()
         self._samples.close()
+        self._stop_system_metrics()
         if self.run_id:
             self._client.set_terminated(self.run_id, status=status)

@@ -4,6 +4,11 @@ Training writes to ``sqlite:///<output_dir>/mlflow.db`` with artifacts in ``<out
 (see :mod:`rlmath.tracking`); this starts ``mlflow server`` over exactly that store, bound to
 127.0.0.1 (a run store holds prompts and adapters: it should not be on the network by default), and
 prints the URL. Tests use :func:`start_server` to get a real server on a free port.
+
+mlflow 3's UI has a global GenAI / Model-training switch that overrides the experiment's
+``mlflow.experimentKind`` tag and defaults to GenAI (traces, latency, an AI-issues pop-up). The URL
+printed here carries ``workflowType=machine_learning`` and points at the training experiment, so the
+first page a user sees is the runs table; the app keeps the parameter while navigating.
 """
 
 from __future__ import annotations
@@ -87,14 +92,38 @@ def start_server(store_dir: Path, *, host: str = "127.0.0.1", port: int | None =
     raise RuntimeError(f"mlflow server did not answer on {server.url} within {timeout:.0f}s")
 
 
-def serve(store_dir: Path, *, host: str, port: int, console) -> None:
-    """Foreground server for ``rlmath ui``: print the URL, run until Ctrl-C."""
+TRAINING_VIEW = "workflowType=machine_learning"
+
+
+def training_view_url(server_url: str, experiment_id: str | None = None) -> str:
+    """The UI URL on the model-training pages: the experiment's runs, or the experiment list.
+
+    >>> training_view_url("http://127.0.0.1:5000", "3")
+    'http://127.0.0.1:5000/#/experiments/3?workflowType=machine_learning'
+    """
+    page = f"/experiments/{experiment_id}" if experiment_id else "/experiments"
+    return f"{server_url}/#{page}?{TRAINING_VIEW}"
+
+
+def experiment_id(server_url: str, name: str | None) -> str | None:
+    """The id of experiment ``name`` on the server, or None when it does not exist (yet)."""
+    if not name:
+        return None
+    import mlflow
+
+    experiment = mlflow.MlflowClient(server_url).get_experiment_by_name(name)
+    return experiment.experiment_id if experiment else None
+
+
+def serve(store_dir: Path, *, host: str, port: int, console, experiment: str | None = None) -> None:
+    """Foreground server for ``rlmath ui``: print the URL (on ``experiment``), run until Ctrl-C."""
     import signal
 
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops the server too, not only Ctrl-C
     console.print(f"starting mlflow server over {store_dir.resolve()} …")
     server = start_server(store_dir, host=host, port=port)
-    console.print(f"[green]mlflow UI:[/green] {server.url}   (Ctrl-C to stop)")
+    url = training_view_url(server.url, experiment_id(server.url, experiment))
+    console.print(f"[green]mlflow UI:[/green] {url}   (Ctrl-C to stop)", soft_wrap=True)
     try:
         server.process.wait()
     except KeyboardInterrupt:

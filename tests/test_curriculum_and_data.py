@@ -10,8 +10,9 @@ import pytest
 
 from rlmath.config import ConfigError, load_config
 from rlmath.curriculum import ProblemPicker
-from rlmath.data import Problem, load_problems, rows_to_problems
+from rlmath.data import Problem, load_problems
 from rlmath.errors import RLMathError
+from rlmath.sources import Fields, rows_to_problems
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -89,6 +90,18 @@ def test_eval_split_never_shares_a_question_with_train_and_is_balanced() -> None
     assert len(set(counts.values())) == 1 and min(counts.values()) > 0, counts
 
 
+def test_synthetic_splits_repeat_no_question_and_share_none() -> None:
+    """Small families repeat themselves; a split must not (compared case- and space-insensitively)."""
+    config = load_config(ROOT / "configs/default.yaml", ["data.train_size=300", "data.eval_size=30",
+                                                         "data.families=[pythagoras,probability,counting]",
+                                                         "data.max_difficulty=3"])
+    train, held_out = load_problems(config, "train"), load_problems(config, "eval")
+    norm = [[" ".join(p.question.lower().split()) for p in side] for side in (train, held_out)]
+    assert len(train) == 300 and len(held_out) >= 30  # 10 per family, eval-only families included
+    assert all(len(set(side)) == len(side) for side in norm)
+    assert not set(norm[0]) & set(norm[1])
+
+
 def test_same_seed_gives_the_same_problems() -> None:
     config = load_config(ROOT / "configs/smoke.yaml")
     assert load_problems(config, "train") == load_problems(config, "train")
@@ -96,7 +109,7 @@ def test_same_seed_gives_the_same_problems() -> None:
 
 def test_dataset_rows_name_the_missing_field() -> None:
     with pytest.raises(RLMathError, match="'problem'"):
-        rows_to_problems([{"question": "1+1", "answer": "2"}], "problem", "answer", "data.jsonl")
+        rows_to_problems([{"question": "1+1", "answer": "2"}], Fields("problem", "answer"), "data.jsonl")
 
 
 def test_local_jsonl_dataset_source(tmp_path: Path) -> None:
@@ -129,3 +142,30 @@ def test_first_step_is_reproducible_from_the_seed(tmp_path: Path, monkeypatch) -
         samples = (run_dir / "samples.jsonl").read_text()
         firsts.append(({k: v for k, v in step.items() if not k.startswith(("time/", "throughput/"))}, samples))
     assert firsts[0] == firsts[1]
+
+
+def test_unseen_problems_are_not_in_band_and_the_band_is_revisited() -> None:
+    """Half of each batch revisits problems measured inside the band; unseen ones fill the rest."""
+    picker = ProblemPicker(problems(200), seed=0, curriculum=True, revisit=0.5)
+    picker.update(list(range(10)), [0.5] * 10)  # measured, learnable
+    picker.update(list(range(10, 50)), [1.0] * 40)  # measured, mastered
+    draws = [picker.next_batch(8) for _ in range(40)]
+    band_share = np.mean([np.mean([i < 10 for i in batch]) for batch in draws])
+    assert band_share >= 0.45  # uniform over band + unseen would give 10/160
+    assert np.mean([10 <= i < 50 for batch in draws for i in batch]) < 0.02  # mastered: left alone
+    assert picker.last_batch_in_band == pytest.approx(0.5)
+    assert picker.in_band_fraction() == pytest.approx(10 / 50)  # over measured problems only
+
+
+def test_curriculum_training_revisits_problems_so_pass_rates_exist() -> None:
+    """Simulated training: problems with a middling pass rate keep coming back."""
+    picker = ProblemPicker(problems(2000), seed=0, curriculum=True)
+    skill = np.random.default_rng(1).uniform(0, 1, 2000)
+    counts = np.zeros(2000)
+    for _ in range(24):
+        batch = picker.next_batch(16)
+        counts[batch] += 1
+        picker.update(batch, [round(float(skill[i]) * 8) / 8 for i in batch])
+    revisited = counts >= 2
+    assert revisited.sum() >= 30
+    assert np.all((skill[revisited] >= 0.15) & (skill[revisited] <= 0.85))

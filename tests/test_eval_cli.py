@@ -1,4 +1,4 @@
-"""``rlmath eval`` end to end on the tiny model: base vs adapter, paired difference, a nested mlflow run."""
+"""``rlmath eval`` end to end on the tiny model: base vs adapter, paired comparison (eval.json v1), nested run."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from rlmath.cli import app
 from rlmath.config import load_config
+from rlmath.eval_report import load_eval_report
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,15 +44,22 @@ def test_eval_compare_base_writes_paired_json_and_a_nested_mlflow_run(tmp_path: 
         args += ["--set", item]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    report = json.loads(out.read_text())
-    assert {"base", "adapter", "difference", "meta"} <= set(report)
+    report = load_eval_report(out)
+    assert report["kind"] == "eval" and report["items"] == 2 and report["trained_categories"] == []
+    stages = {stage["name"]: stage for stage in report["stages"]}
+    assert [stage["name"] for stage in report["stages"]] == ["base", "adapter"]
     for name in ("base", "adapter"):
-        assert report[name]["total"] == 2 and set(report[name]["pass@k"]) == {"pass@1", "pass@2"}
-        assert set(report[name]["ci"]) == {"accuracy", "pass@1", "pass@2", "maj@2"}
-        assert sum(report[name]["status_counts"].values()) == 2
-        assert report[name]["tokens_per_s"] > 0
+        assert stages[name]["total"] == 2 and set(stages[name]["pass@k"]) == {"pass@1", "pass@2"}
+        assert set(stages[name]["ci"]) == {"accuracy", "pass@1", "pass@2", "maj@2"}
+        assert sum(stages[name]["status_counts"].values()) == 2
+        assert stages[name]["tokens_per_s"] > 0
+    assert stages["adapter"]["adapter"] == str((train_dir / "adapter").resolve())
+    (comparison,) = report["comparisons"]
+    assert (comparison["from"], comparison["to"]) == ("base", "adapter")
     # A fresh LoRA (B = 0) is the base model: greedy outputs are identical, so the difference is exactly 0.
-    assert report["difference"]["accuracy"] == {"mean": 0.0, "ci_low": 0.0, "ci_high": 0.0, "p_le_zero": 1.0}
+    assert comparison["metrics"]["accuracy"] == {"mean": 0.0, "ci_low": 0.0, "ci_high": 0.0, "n": 2}
+    assert comparison["groups"]["untrained"]["n"] == 2 and comparison["groups"]["all"]["gain"] == 0.0
+    assert "trained" not in comparison["groups"]  # a foreign dataset: no trained categories
 
     import mlflow
 
@@ -59,10 +67,32 @@ def test_eval_compare_base_writes_paired_json_and_a_nested_mlflow_run(tmp_path: 
     run = client.get_run(report["meta"]["mlflow_run_id"])
     assert run.data.tags["mlflow.parentRunId"] == (train_dir / "mlflow_run_id").read_text()
     assert run.data.tags["rlmath.kind"] == "eval"
-    assert "adapter/pass_at_2" in run.data.metrics and "difference/accuracy_ci_low" in run.data.metrics
+    assert "eval/adapter/pass_at_2" in run.data.metrics
+    assert "compare/base_to_adapter/all/gain_ci_low" in run.data.metrics
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"eval.json", "eval_comparison.png", "base_completions.json", "adapter_samples.json"} <= artifacts
+    assert {"eval.json", "reasoning_gains.png", "base_completions.json", "adapter_samples.json"} <= artifacts
+    # the run folder's eval.json is the same document as --out
+    assert load_eval_report(Path(report["meta"]["run_dir"]))["stages"] == report["stages"]
 
+
+def test_eval_compares_two_adapters_and_keeps_compare_base_as_an_alias(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    overrides = [f"output_dir={runs}", "sampling.backend=hf", "eval.max_tokens=4", "eval.bootstrap_resamples=100",
+                 "tracking.mlflow=false", "eval.limit=2"]
+    config = load_config(ROOT / "configs/smoke.yaml", overrides)
+    train_dir = fake_training_run(config, runs)
+    args = ["eval", "-c", str(ROOT / "configs/smoke.yaml"), "--adapter", "train-run"]
+    for item in overrides:
+        args += ["--set", item]
+    out = tmp_path / "two.json"
+    result = CliRunner().invoke(app, [*args, "--compare", str(train_dir), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    report = load_eval_report(out)
+    assert [stage["name"] for stage in report["stages"]] == ["compare", "adapter"]
+    assert report["trained_categories"] == ["add", "linear"]  # the config's own held-out split
+    assert report["comparisons"][0]["metrics"]["accuracy"]["mean"] == 0.0  # the same adapter twice
+    result = CliRunner().invoke(app, [*args, "--compare-base", "--compare", str(train_dir)])
+    assert result.exit_code == 2 and "--compare-base" in result.output
 
 def test_eval_rejects_bad_k_and_unknown_adapter(tmp_path: Path) -> None:
     base = ["eval", "-c", str(ROOT / "configs/smoke.yaml"), "--set", f"output_dir={tmp_path}"]

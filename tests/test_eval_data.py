@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from rewards.extract import last_boxed
 from rlmath.errors import RLMathError
-from rlmath.eval_data import PRESETS, gold_answer, last_boxed, load_eval_set
+from rlmath.eval_data import load_eval_set
+from rlmath.sources import PRESETS, gold_answer
 
 
 @pytest.mark.parametrize("solution, gold", [
@@ -55,7 +57,7 @@ def test_named_fields_and_missing_fields(tmp_path: Path) -> None:
     assert data.problems[0].answer == "3" and data.problems[0].family == "t"
     with pytest.raises(RLMathError, match="no field 'question_text'.*fields are"):
         load_eval_set(str(path), question_field="question_text")
-    with pytest.raises(RLMathError, match="pass --question-field"):
+    with pytest.raises(RLMathError, match="no question field.*--question-field"):
         load_eval_set(str(path))
 
 
@@ -68,15 +70,15 @@ def test_offline_hub_id_fails_fast_and_says_how_to_pass_a_local_file(monkeypatch
     import datasets.config
     import huggingface_hub.constants
 
-    import rlmath.eval_data as eval_data
+    import rlmath.sources as sources
 
-    monkeypatch.setattr(eval_data, "_hub_reachable", lambda *a, **k: False)
+    monkeypatch.setattr(sources, "hub_reachable", lambda *a, **k: False)
     # _go_offline flips these for the process; let monkeypatch restore them afterwards.
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", datasets.config.HF_HUB_OFFLINE)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", huggingface_hub.constants.HF_HUB_OFFLINE)
     monkeypatch.setenv("HF_DATASETS_CACHE", "/nonexistent-rlmath-cache")
     started = time.perf_counter()
-    with pytest.raises(RLMathError, match=r"gsm8k.*Offline.*--dataset ./gsm8k.jsonl"):
+    with pytest.raises(RLMathError, match=r"gsm8k.*Offline, pass a local file.*\./gsm8k.jsonl"):
         load_eval_set("gsm8k")
     assert time.perf_counter() - started < 15

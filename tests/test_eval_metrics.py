@@ -11,8 +11,9 @@ import pytest
 
 from rlmath.config import load_config
 from rlmath.data import Problem
+from rlmath.eval_report import Stage, stage_summary
+from rlmath.eval_stats import bootstrap_ci, majority_correct, paired_bootstrap, parse_ks, pass_at_k
 from rlmath.evaluation import evaluate
-from rlmath.metrics import bootstrap_ci, majority_correct, paired_bootstrap, parse_ks, pass_at_k
 from rlmath.sampling import Completion
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,11 +109,13 @@ class ScriptedSampler:
 
 def test_evaluate_computes_pass_at_k_and_maj_at_k_from_verifier_verdicts() -> None:
     config = load_config(ROOT / "configs/smoke.yaml", ["tracking.mlflow=false"])
-    problems = [Problem("0", "1+1?", "2", family="add", difficulty=1), Problem("1", "2*3?", "6", family="mul", difficulty=2)]
+    problems = [Problem("0", "1+1?", "2", family="add", difficulty=1),
+                Problem("1", "2*3?", "6", family="mul", difficulty=2)]
     greedy = ["\\boxed{2}", "\\boxed{5}"]
     samples = [["\\boxed{3}", "\\boxed{2}", "\\boxed{3}", "no idea"],   # c=1 of 4; first-2 vote: 3 (wrong)
                ["\\boxed{6}", "\\boxed{6.0}", "\\boxed{1}", "\\boxed{6}"]]  # c=3 of 4; first-2 vote: 6 (right)
-    result = evaluate(ScriptedSampler(greedy, samples), lambda qs: [[1, 2]] * len(qs), problems, config, None, ks=[1, 2, 4])
+    result = evaluate(ScriptedSampler(greedy, samples), lambda qs: [[1, 2]] * len(qs), problems, config, None,
+                      ks=[1, 2, 4])
     assert result.accuracy == 0.5 and result.by_family == {"add": 1.0, "mul": 0.0}
     assert result.by_category["level"] == {"1": 1.0, "2": 0.0}
     assert result.pass_at_k["pass@1"] == pytest.approx((1 / 4 + 3 / 4) / 2)
@@ -123,10 +126,11 @@ def test_evaluate_computes_pass_at_k_and_maj_at_k_from_verifier_verdicts() -> No
     assert result.status_counts["correct"] == 1 and result.status_counts["wrong"] == 1
     assert len(result.rows) == 2 and len(result.sample_rows) == 8
     assert {"prompt", "completion", "extracted", "gold", "correct", "status"} <= set(result.rows[0])
-    summary = result.summary()
+    summary = stage_summary(Stage("base", None, result), resamples=200, seed=0)
     assert set(summary["ci"]) == {"accuracy", "pass@1", "pass@2", "pass@4", "maj@2", "maj@4"}
-    names = result.metrics("eval/after")
-    assert "eval/after/pass_at_4" in names and "eval/after/maj_at_2_ci_low" in names
+    assert summary["by_category"]["level"]["2"] == {"accuracy": 0.0, "ci_low": 0.0, "ci_high": 0.0, "n": 1}
+    names = result.metrics("eval/final")
+    assert "eval/final/pass_at_4" in names and "eval/final/maj_at_2_ci_low" in names
     assert all(re.fullmatch(r"[/\w.\- :]*", name) for name in names), "mlflow rejects other characters"
 
 

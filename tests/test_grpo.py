@@ -5,8 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rlmath.algorithms.grpo import (RolloutBatch, clipped_surrogate, group_advantages, grpo_step,
-                                    informative_groups, k3_kl, sequence_weights)
+from rlmath.algorithms.grpo import (
+    RolloutBatch,
+    clipped_surrogate,
+    group_advantages,
+    grpo_step,
+    informative_groups,
+    k3_kl,
+    sequence_weights,
+)
 from rlmath.config import GRPOConfig, load_config
 from rlmath.policy import lora_state, pack_batch
 
@@ -93,11 +100,94 @@ def test_one_step_changes_lora_weights_and_raises_preferred_completion(tiny_poli
     with torch.no_grad():
         sampler_lp = [sequence_logprobs(model, [prompt], [c], 0)[0].tolist() for c in (good, bad)]
     initial = lora_state(model)
-    batch = RolloutBatch([prompt, prompt], [good, bad], sampler_lp, torch.tensor([1.0, -1.0]))
-    for _ in range(3):
+    for _ in range(3):  # a fresh rollout batch per step: its behaviour log-probs are the current policy's
+        batch = RolloutBatch([prompt, prompt], [good, bad], sampler_lp, torch.tensor([1.0, -1.0]))
         metrics = grpo_step(model, optimizer, batch, config, max_tokens=8, pad_id=0)
     changed = [name for name, value in lora_state(model).items() if not torch.equal(value, initial[name])]
     assert changed, "no LoRA weight changed"
     assert margin() > before + 0.1  # the positive-advantage completion gained on the negative one
     assert metrics["grad_norm"] > 0
     assert metrics["mismatch_abs_mean"] >= 0
+
+
+def _perturb(model, seed: int = 1, scale: float = 0.05) -> None:
+    """Move the LoRA off zero, as an SFT warm start would."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, scale)
+
+
+def _toy_batch(model, offset: float = 0.0, temperature: float = 1.0) -> RolloutBatch:
+    from rlmath.policy import sequence_logprobs
+
+    prompts, completions = [[5, 6, 7]] * 4, [[11, 12, 13], [21, 22, 23], [31, 32], [41, 42, 43, 44]]
+    with torch.no_grad():
+        behaviour = sequence_logprobs(model, prompts, completions, 0, temperature=temperature)
+    sampler = [(lp - offset).tolist() for lp in behaviour]  # a sampler that disagrees by exactly `offset`
+    return RolloutBatch(prompts, completions, sampler, torch.tensor([1.0, -1.0, 1.0, -1.0]))
+
+
+def test_reusing_a_batch_clips_against_the_stored_behaviour_logprobs(tiny_policy) -> None:
+    """Several optimizer steps on one batch: the ratio moves away from 1 and the clip acts."""
+    model = tiny_policy.model
+    _perturb(model)
+    config = GRPOConfig(learning_rate=3e-2, epochs=4, minibatches=2, micro_batch_size=2, epsilon=0.1)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate)
+    metrics = grpo_step(model, optimizer, _toy_batch(model), config, max_tokens=8, pad_id=0)
+    assert metrics["optimizer_steps"] == 8
+    assert metrics["clip_fraction"] > 0
+    assert metrics["ratio_max"] > 1 + config.epsilon
+
+
+def test_mismatch_is_sampler_versus_trainer_at_the_behaviour_policy_not_policy_drift(tiny_policy) -> None:
+    model = tiny_policy.model
+    _perturb(model)
+    config = GRPOConfig(learning_rate=3e-2, epochs=3, micro_batch_size=4)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate)
+    metrics = grpo_step(model, optimizer, _toy_batch(model, offset=0.3), config, max_tokens=8, pad_id=0)
+    assert metrics["mismatch_abs_mean"] == pytest.approx(0.3, abs=1e-4)
+    assert metrics["mismatch_abs_max"] == pytest.approx(0.3, abs=1e-4)
+
+
+def test_loss_uses_the_sampling_temperature(tiny_policy) -> None:
+    """Behaviour log-probs taken at T=0.5 match the trainer's at T=0.5: the first step's ratio is 1."""
+    model = tiny_policy.model
+    _perturb(model)
+    config = GRPOConfig(learning_rate=1e-3, micro_batch_size=4)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate)
+    batch = _toy_batch(model, temperature=0.5)
+    batch.old_logprobs = [list(row) for row in batch.sampler_logprobs]
+    metrics = grpo_step(model, optimizer, batch, config, max_tokens=8, pad_id=0, temperature=0.5)
+    assert metrics["ratio_max"] == pytest.approx(1.0, abs=1e-4)
+    assert metrics["clip_fraction"] == 0
+
+
+def test_kl_reference_is_the_adapter_at_stage_start_not_the_base(tiny_policy, tmp_path) -> None:
+    from rlmath.policy import freeze_reference, reference_logprobs, save_adapter, token_logprobs
+    from rlmath.policy import pack_batch as pack
+
+    model = tiny_policy.model
+    _perturb(model, scale=0.5)  # "after SFT": far from the base
+    stage_start = freeze_reference(model, "stage_start")
+    config = GRPOConfig(learning_rate=1e-2, beta=0.1, micro_batch_size=4)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate)
+    batch = _toy_batch(model)
+    packed = pack(batch.prompt_ids, batch.completion_ids, 0)
+    frozen = reference_logprobs(model, stage_start, packed)
+    first = grpo_step(model, optimizer, batch, config, max_tokens=8, pad_id=0, reference=stage_start)
+    assert first["kl"] == pytest.approx(0.0, abs=1e-6)  # the policy *is* the reference at stage start
+    for _ in range(2):
+        second = grpo_step(model, optimizer, _toy_batch(model), config, max_tokens=8, pad_id=0, reference=stage_start)
+    assert second["kl"] > 0
+    assert torch.equal(reference_logprobs(model, stage_start, packed), frozen)  # training never moves it
+    with torch.no_grad():
+        assert not torch.allclose(token_logprobs(model, packed), frozen)
+    base = grpo_step(model, optimizer, _toy_batch(model), config, max_tokens=8, pad_id=0,
+                     reference=freeze_reference(model, "base"))
+    assert base["kl"] > second["kl"]  # the pre-SFT base is much further away
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all(".default." in n for n in trainable)
+    saved = save_adapter(model, tmp_path / "a")
+    assert not (saved / "reference").exists()

@@ -68,3 +68,36 @@ def test_vllm_engine_serves_the_saved_lora_adapter(perturbed_policy) -> None:
         assert all(len(c.logprobs) == len(c.token_ids) for c in groups[0])
     finally:
         sampler.close()
+
+
+def test_hf_sampler_keeps_the_first_eos_and_its_logprob_but_not_in_the_text(perturbed_policy) -> None:
+    """Stopping is an action: like vLLM, token_ids/logprobs end with the first EOS; the text does not."""
+    _, policy, _ = perturbed_policy
+    sampler = HFSampler(policy.model, policy.tokenizer)
+    eos = policy.tokenizer.eos_token_id
+    plain = COMPLETION[:3]
+    completion = sampler._to_completion(torch.tensor(plain + [eos, eos, eos]), torch.tensor([-0.1, -0.2, -0.3, -0.4, -5.0, -5.0]))
+    assert completion.token_ids == plain + [eos]
+    assert completion.logprobs == pytest.approx([-0.1, -0.2, -0.3, -0.4])
+    assert completion.finish_reason == "stop"
+    assert completion.text == policy.tokenizer.decode(plain, skip_special_tokens=True)
+    cut = sampler._to_completion(torch.tensor(plain), torch.tensor([-0.1, -0.2, -0.3]))
+    assert cut.token_ids == plain and cut.finish_reason == "length"
+
+
+@pytest.mark.parametrize("temperature,top_p", [(0.5, 1.0), (1.7, 1.0)])
+def test_hf_sampler_records_processed_logprobs_that_the_trainer_reproduces_at_that_temperature(
+        perturbed_policy, temperature: float, top_p: float) -> None:
+    """Sampler log-probs are those of the distribution sampled from; the trainer divides logits by T."""
+    _, policy, _ = perturbed_policy
+    sampler = HFSampler(policy.model, policy.tokenizer)
+    torch.manual_seed(0)
+    request = SamplingRequest(n=4, temperature=temperature, top_p=top_p, max_tokens=8)
+    group = sampler.generate([PROMPT], request, adapter=None)[0]
+    with torch.no_grad(), policy.model.disable_adapter():
+        ours = sequence_logprobs(policy.model, [PROMPT] * 4, [c.token_ids for c in group], policy.tokenizer.pad_token_id,
+                                 temperature=temperature)
+        raw = sequence_logprobs(policy.model, [PROMPT] * 4, [c.token_ids for c in group], policy.tokenizer.pad_token_id)
+    for completion, trainer, untempered in zip(group, ours, raw):
+        assert torch.allclose(torch.tensor(completion.logprobs), trainer, atol=1e-4)
+        assert not torch.allclose(torch.tensor(completion.logprobs), untempered, atol=1e-2)

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import torch
+import pytest
 
 from rlmath.config import load_config
 
@@ -17,17 +17,19 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_algorithm_sft_trains_the_tiny_model_and_tracks_it(tmp_path: Path) -> None:
     from rich.console import Console
 
-    from rlmath.loop import run_training
+    from rlmath.algorithms.sft import run_sft
     from rlmath.models import resolve_model
     from rlmath.policy import load_policy
 
     config = load_config(ROOT / "configs/smoke.yaml", [f"output_dir={tmp_path}", "run_name=sft", "algorithm=sft",
                                                        "sampling.backend=hf", "sft.max_steps=3", "sft.batch_size=4"])
-    run_dir = run_training(config, Console(quiet=True))
+    run_dir = run_sft(config, Console(quiet=True))
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    losses = [r["sft/loss"] for r in rows if "sft/loss" in r] + [r["sft/train_loss"] for r in rows if "sft/train_loss" in r]
+    losses = [r[key] for r in rows for key in ("sft/loss", "sft/train_loss") if key in r]
     assert losses and all(loss > 0 for loss in losses)
-    assert any("eval/after/accuracy" in r for r in rows)
+    assert any("eval/final/accuracy" in r for r in rows)
+    report = json.loads((run_dir / "eval.json").read_text())
+    assert [stage["name"] for stage in report["stages"]] == ["base", "final"]
     trained = load_policy(config, resolve_model(config.model.name_or_path), adapter=run_dir / "adapter")
     lora_b = [p for n, p in trained.model.named_parameters() if "lora_B" in n]
     assert any(float(p.detach().abs().max()) > 0 for p in lora_b)
@@ -36,7 +38,7 @@ def test_algorithm_sft_trains_the_tiny_model_and_tracks_it(tmp_path: Path) -> No
 def test_kept_items_keep_only_verified_shortest_solutions() -> None:
     from rlmath.data import Problem
     from rlmath.sampling import Completion
-    from rlmath.synth.from_model import kept_items
+    from rlmath.self_data import kept_items
 
     problems = [Problem("1", "2+2?", "4", "add", 1), Problem("2", "3+3?", "6", "add", 1)]
     groups = [[Completion("long \\boxed{4}", [1, 2, 3], [], "stop"), Completion("\\boxed{4}", [1], [], "stop")],
@@ -51,8 +53,8 @@ def test_self_generated_items_write_a_loadable_dataset(tmp_path: Path) -> None:
 
     from rlmath.data import Problem
     from rlmath.sampling import Completion
+    from rlmath.self_data import kept_items
     from rlmath.synth.export import write_dataset
-    from rlmath.synth.from_model import kept_items
 
     items = kept_items([Problem("1", "2+2?", "4", "add", 1)], [[Completion("so \\boxed{4}", [1], [], "stop")]],
                        [True], "tiny:llama")
@@ -73,3 +75,17 @@ def test_synth_from_model_with_nothing_verified_fails_cleanly(tmp_path: Path) ->
     assert result.returncode == 1
     assert "none of 8 samples" in result.stderr and "Traceback" not in result.stderr
     assert not out.exists()
+
+
+def test_train_command_picks_the_recipe_by_algorithm() -> None:
+    from rich.console import Console
+
+    from rlmath.algorithms.sft import run_sft
+    from rlmath.cli import _recipe
+    from rlmath.errors import RLMathError
+    from rlmath.loop import run_training
+
+    assert _recipe("sft") is run_sft and _recipe("grpo") is run_training
+    config = load_config(ROOT / "configs/smoke.yaml", ["algorithm=sft", "tracking.mlflow=false"])
+    with pytest.raises(RLMathError, match="'sft' is not the GRPO recipe"):
+        run_training(config, Console(quiet=True))

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from rlmath.config import load_config
+from rlmath.eval_report import load_eval_report
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,12 +25,16 @@ def check_run_folder(run_dir: Path, steps: int, expect_update: bool = True) -> N
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     step_rows = [r for r in rows if "reward/mean" in r]
     assert [r["step"] for r in step_rows] == list(range(1, steps + 1))
-    for key in ("loss", "grad_norm", "accuracy", "status/correct", "status/no_answer", "throughput/tokens_per_s"):
+    for key in ("loss", "grad_norm", "accuracy", "status/correct", "status/no_answer", "throughput/tokens_per_s",
+                "truncation/count", "clip_fraction", "optimizer_steps", "mismatch_abs_mean"):
         assert key in step_rows[-1], key
     samples = [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines()]
     assert {"prompt", "completion", "reward", "status"} <= set(samples[0])
-    evals = json.loads((run_dir / "eval.json").read_text())
-    assert 0.0 <= evals["after"]["accuracy"] <= 1.0
+    evals = load_eval_report(run_dir)
+    assert [stage["name"] for stage in evals["stages"]] == ["base", "final"]
+    assert 0.0 <= evals["stages"][-1]["accuracy"] <= 1.0 and evals["stages"][-1]["adapter"] == "adapter"
+    assert [(c["from"], c["to"]) for c in evals["comparisons"]] == [("base", "final")]
+    assert evals["kind"] == "train" and evals["trained_categories"] == ["add", "linear"]
     if not expect_update:
         return
     config = load_config(run_dir / "config.yaml")
@@ -56,9 +60,9 @@ def text_length_reward(completion: str, verdict, **kw) -> float:
 
 
 def test_hf_backend_training_run_end_to_end(smoke_overrides: list[str], monkeypatch) -> None:
-    import rewards
     from rich.console import Console
 
+    import rewards
     from rlmath.loop import run_training
 
     monkeypatch.setitem(rewards.REWARD_FUNCTIONS, "text_length", text_length_reward)
@@ -71,7 +75,8 @@ def test_hf_backend_training_run_end_to_end(smoke_overrides: list[str], monkeypa
     assert run.data.params["grpo.steps"] == str(config.grpo.steps)
     history = client.get_metric_history(run.info.run_id, "reward/mean")
     assert sorted(m.step for m in history) == [1, 2]
-    assert "eval/before/accuracy" in run.data.metrics and "eval/after/accuracy" in run.data.metrics
+    assert "eval/base/accuracy" in run.data.metrics and "eval/final/accuracy" in run.data.metrics
+    assert "compare/base_to_final/trained/gain" in run.data.metrics
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"adapter", "reasoning_gains.png", "eval.json"} <= artifacts
 

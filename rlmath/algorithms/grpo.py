@@ -4,11 +4,14 @@ GRPO (Shao et al. 2024, DeepSeekMath) samples a group of k completions per promp
 group-normalised reward as each completion's advantage (no value network) and maximises a clipped
 PPO surrogate, optionally with a KL penalty to the reference policy. What we keep and drop:
 
-- one gradient step per sampled batch (``num_iterations = 1``): the "old" policy is the current one
-  detached, so the ratio is 1 at the step but its gradient is exactly the policy gradient; the clip
-  matters once a batch is reused, and the code is written for that.
-- the reference policy is the base model with the adapter disabled: no second copy of the weights,
-  and with ``beta = 0`` (the DAPO / Dr. GRPO default) no reference pass at all.
+- several optimizer steps per sampled batch (``grpo.epochs`` × ``grpo.minibatches``, PPO style): the
+  behaviour ("old") log-probs are stored with the batch before its first step, at the sampling
+  temperature, so the ratio and its clip (``epsilon``, ``epsilon_high``) act from the second step on.
+- the trainer divides logits by the sampling temperature, and both samplers record processed
+  (post-temperature, post-top-p) log-probs: the gradient is that of the policy that sampled.
+- the KL reference (``beta > 0``) is the adapter as it stood when the RL stage began
+  (``grpo.reference: stage_start``, a frozen second LoRA) or the bare base (``base``); with
+  ``beta = 0`` (the DAPO / Dr. GRPO default) there is no reference pass at all.
 - vLLM and the trainer compute slightly different log-probs for the same tokens. Truncated importance
   sampling (Yao et al. 2025, "Your efficient RL framework secretly brings you off-policy RL") weights
   each token by ``min(π_train / π_sampler, cap)``, and the mismatch is logged every step.
@@ -18,30 +21,49 @@ Loss variants (``grpo.loss_type``):
 - ``grpo``: std-scaled advantages, mean over each sequence's tokens, then over sequences.
 - ``dr_grpo`` (Liu et al. 2025): advantages not divided by the group std, token sums divided by a
   constant (max_tokens), removing GRPO's length and difficulty biases.
-- ``dapo`` (Yu et al. 2025): token-level mean over the whole batch, clip-higher (``epsilon_high``),
-  dynamic sampling (drop all-equal groups) and overlong shaping live in the loop and rewards.
+- ``dapo`` (Yu et al. 2025): token-level mean over the whole batch.
+
+DAPO's other three pieces are switches of their own, usable with any ``loss_type`` and defined here
+so the loop only calls them: clip-higher (``epsilon_high``, :func:`clip_bounds`), dynamic sampling
+(``dynamic_sampling``, :func:`kept_groups`) and overlong shaping (``overlong_buffer``,
+:func:`shape_overlong`). ``dr_grpo`` also switches off std scaling whatever ``scale_rewards`` says
+(:func:`scales_by_std`).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
 from rlmath.config import GRPOConfig
-from rlmath.policy import model_device, pack_batch, token_logprobs
+from rlmath.distributed import global_weights, sum_gradients
+from rlmath.policy import Reference, model_device, pack_batch, reference_logprobs, token_logprobs
 
 
 @dataclass
 class RolloutBatch:
-    """Flattened rollouts of one step: B = prompts × k rows, each with its group advantage."""
+    """Flattened rollouts of one step: B = prompts × k rows, each with its group advantage.
+
+    ``old_logprobs`` are the behaviour policy's (the trainer's weights when the batch was sampled, at the
+    sampling temperature), fixed for every optimizer step taken on this batch: they are what the PPO
+    ratio and its clip are measured against. ``None`` until :func:`attach_behaviour_logprobs` fills them.
+    """
 
     prompt_ids: list[list[int]]
     completion_ids: list[list[int]]
     sampler_logprobs: list[list[float]]
     advantages: torch.Tensor  # (B,)
+    old_logprobs: list[list[float]] | None = None
+
+    def rows(self, index: Sequence[int]) -> RolloutBatch:
+        """The sub-batch of the given rows (a minibatch)."""
+        pick = list(index)
+        old = None if self.old_logprobs is None else [self.old_logprobs[i] for i in pick]
+        return RolloutBatch([self.prompt_ids[i] for i in pick], [self.completion_ids[i] for i in pick],
+                            [self.sampler_logprobs[i] for i in pick], self.advantages[pick], old)
 
 
 def group_advantages(rewards: torch.Tensor, scale: bool, eps: float = 1e-4) -> torch.Tensor:
@@ -63,6 +85,59 @@ def informative_groups(rewards: torch.Tensor) -> torch.Tensor:
     [True, False]
     """
     return (rewards.max(dim=1).values - rewards.min(dim=1).values) > 1e-8
+
+
+def scales_by_std(config: GRPOConfig) -> bool:
+    """Divide advantages by the group std? ``scale_rewards``, except that Dr. GRPO never does."""
+    return config.scale_rewards and config.loss_type != "dr_grpo"
+
+
+def shape_overlong(rewards: torch.Tensor, lengths: Sequence[int], max_tokens: int, buffer: int) -> torch.Tensor:
+    """DAPO overlong shaping: the last ``buffer`` tokens before ``max_tokens`` cost up to 1 reward, linearly.
+
+    ``rewards`` and ``lengths`` are flat (one per completion); ``buffer == 0`` leaves the rewards alone.
+
+    >>> shape_overlong(torch.tensor([1.0, 1.0, 1.0]), [4, 6, 8], max_tokens=8, buffer=4).tolist()
+    [1.0, 0.5, 0.0]
+    """
+    if not buffer:
+        return rewards
+    over = torch.tensor([n - (max_tokens - buffer) for n in lengths], dtype=torch.float32)
+    return rewards - torch.clamp(over / buffer, 0.0, 1.0)
+
+
+def kept_groups(rewards: torch.Tensor, config: GRPOConfig) -> torch.Tensor:
+    """(N,) mask of the groups the update uses: the informative ones with dynamic sampling, else all."""
+    if config.dynamic_sampling:
+        return informative_groups(rewards)
+    return torch.ones(rewards.shape[0], dtype=torch.bool)
+
+
+def clip_bounds(config: GRPOConfig) -> tuple[float, float]:
+    """(ε_low, ε_high) of the PPO clip: clip-higher only when ``epsilon_high`` is set, for any loss_type."""
+    return config.epsilon, config.epsilon if config.epsilon_high is None else config.epsilon_high
+
+
+def apply_truncation(rewards: torch.Tensor, truncated: torch.Tensor, mode: str, penalty: float):
+    """Explicit handling of rollouts cut by ``max_tokens``: returns (rewards, keep), both (N, k).
+
+    ``mask``: rewards unchanged (a truncated rollout still counts in its group's baseline) but ``keep`` is
+    False, so it contributes no gradient: an unfinished solution is neither reinforced nor punished for
+    content it never got to finish. ``penalty``: ``penalty`` is subtracted from its reward. ``none``: as is.
+
+    >>> r, keep = apply_truncation(torch.tensor([[1.0, 0.0]]), torch.tensor([[False, True]]), "penalty", 0.5)
+    >>> r.tolist(), keep.tolist()
+    ([[1.0, -0.5]], [[True, True]])
+    >>> apply_truncation(torch.tensor([[1.0, 0.0]]), torch.tensor([[False, True]]), "mask", 0.5)[1].tolist()
+    [[True, False]]
+    """
+    if mode == "mask":
+        return rewards, ~truncated
+    if mode == "penalty":
+        return rewards - penalty * truncated.float(), torch.ones_like(truncated)
+    if mode == "none":
+        return rewards, torch.ones_like(truncated)
+    raise ValueError(f"grpo.truncation: unknown {mode!r}")
 
 
 def sequence_weights(lengths: Sequence[int], loss_type: str, max_tokens: int) -> torch.Tensor:
@@ -108,32 +183,72 @@ def _padded(rows: Sequence[list[float]], mask: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def micro_batch_loss(model, batch: RolloutBatch, rows: slice, weights: torch.Tensor, config: GRPOConfig, pad_id: int):
-    """Loss of one micro-batch (already weighted to sum to the batch loss) and its diagnostics."""
+def behaviour_logprobs(model, batch: RolloutBatch, pad_id: int, temperature: float,
+                       micro_batch_size: int) -> list[list[float]]:
+    """One no-grad trainer pass over the batch at the sampling temperature: the behaviour log-probs."""
+    was_training = model.training
+    model.eval()
+    out: list[list[float]] = []
+    with torch.no_grad():
+        for start in range(0, len(batch.completion_ids), micro_batch_size):
+            rows = slice(start, start + micro_batch_size)
+            packed = pack_batch(batch.prompt_ids[rows], batch.completion_ids[rows], pad_id, device=model_device(model))
+            logp = token_logprobs(model, packed, temperature)  # (b, T)
+            out.extend(logp[row, : len(c)].tolist() for row, c in enumerate(batch.completion_ids[rows]))
+    model.train(was_training)
+    return out
+
+
+def attach_behaviour_logprobs(model, batch: RolloutBatch, pad_id: int, temperature: float, micro_batch_size: int,
+                              sampler_is_trainer: bool) -> RolloutBatch:
+    """Store the behaviour log-probs with the batch, before its first optimizer step.
+
+    When the sampler *is* the trainer's model (HF backend, top_p = 1) its processed log-probs already are
+    the trainer's at the sampling temperature, so they are reused; otherwise (vLLM, or top-p truncation)
+    one no-grad trainer pass computes them, and the sampler's own numbers only feed the
+    trainer/sampler importance correction.
+    """
+    if sampler_is_trainer:
+        batch.old_logprobs = [list(row) for row in batch.sampler_logprobs]
+    else:
+        batch.old_logprobs = behaviour_logprobs(model, batch, pad_id, temperature, micro_batch_size)
+    return batch
+
+
+def micro_batch_loss(model, batch: RolloutBatch, rows: slice, weights: torch.Tensor, config: GRPOConfig, pad_id: int,
+                     temperature: float = 1.0, reference: Reference | None = None):
+    """Loss of one micro-batch (already weighted to sum to the minibatch loss) and its diagnostics.
+
+    Three log-probs per token: ``logp`` (current weights, with gradient), ``old_logp`` (behaviour policy,
+    fixed for the batch: the PPO ratio and clip) and ``sampler_logp`` (what the sampler reported: the
+    truncated importance weight corrects the trainer/sampler mismatch at the behaviour policy).
+    """
     device = model_device(model)
     packed = pack_batch(batch.prompt_ids[rows], batch.completion_ids[rows], pad_id, device=device)
     mask = packed.mask  # (b, T)
-    logp = token_logprobs(model, packed)  # (b, T)
-    old_logp = logp.detach()
+    logp = token_logprobs(model, packed, temperature)  # (b, T)
+    old_logp = _padded(batch.old_logprobs[rows], mask)  # (b, T)
     sampler_logp = _padded(batch.sampler_logprobs[rows], mask)
-    log_ratio = (old_logp - sampler_logp) * mask  # trainer vs sampler, per token
+    log_ratio = (old_logp - sampler_logp) * mask  # trainer vs sampler at the behaviour policy, per token
     is_weight = torch.clamp(torch.exp(log_ratio), max=config.importance_cap) * mask
     advantages = batch.advantages[rows].unsqueeze(1).to(device)  # (b, 1)
-    eps_high = config.epsilon if config.epsilon_high is None else config.epsilon_high
-    per_token, clipped = clipped_surrogate(logp, old_logp, advantages, config.epsilon, eps_high)
+    eps_low, eps_high = clip_bounds(config)
+    per_token, clipped = clipped_surrogate(logp, old_logp, advantages, eps_low, eps_high)
     per_token = per_token * is_weight
     kl = torch.zeros_like(logp)
     if config.beta > 0:
-        with torch.no_grad(), model.disable_adapter():
-            ref_logp = token_logprobs(model, packed)
-        kl = k3_kl(logp, ref_logp)
+        if reference is None:
+            raise ValueError("grpo.beta > 0 needs a reference policy (policy.freeze_reference at stage start)")
+        kl = k3_kl(logp, reference_logprobs(model, reference, packed, temperature))
         per_token = per_token + config.beta * kl
     token_weight = weights[rows].unsqueeze(1).to(device) * mask  # (b, T)
     loss = (per_token * token_weight).sum()
     tokens = mask.sum().clamp(min=1)
+    ratio = torch.exp((logp.detach() - old_logp) * mask)  # current vs behaviour policy
     stats = {
-        "kl": float((kl * mask).sum() / tokens),
+        "kl": float((kl.detach() * mask).sum() / tokens),
         "clip_fraction": float((clipped * mask).sum() / tokens),
+        "ratio_max": float(ratio.max()),
         "mismatch_abs_mean": float(log_ratio.abs().sum() / tokens),
         "mismatch_abs_max": float(log_ratio.abs().max()),
         "tokens": float(tokens),
@@ -141,28 +256,86 @@ def micro_batch_loss(model, batch: RolloutBatch, rows: slice, weights: torch.Ten
     return loss, stats
 
 
-def grpo_step(model, optimizer, batch: RolloutBatch, config: GRPOConfig, max_tokens: int, pad_id: int) -> dict[str, float]:
-    """One optimiser step over the whole rollout batch, accumulated over micro-batches."""
-    lengths = [len(c) for c in batch.completion_ids]
-    weights = sequence_weights(lengths, config.loss_type, max_tokens)
+def grpo_step(model, optimizer, batch: RolloutBatch, config: GRPOConfig, max_tokens: int, pad_id: int,
+              temperature: float = 1.0, reference: Reference | None = None, *,
+              weights: torch.Tensor | None = None,
+              reduce_gradients: Callable[[list[torch.Tensor]], None] | None = None) -> dict[str, float]:
+    """``epochs`` passes over the rollout batch, each split into ``minibatches`` optimizer steps.
+
+    The batch's behaviour log-probs stay fixed across all those steps, so from the second step on the
+    ratio moves away from 1 and the clip acts (PPO's reuse of a batch). A batch without them gets them
+    from one no-grad pass now, before any step. Metrics are token-weighted means over all steps
+    (``*_max``: the maximum), plus the number of optimizer steps taken.
+
+    A multi-process learner (``rlmath.distributed``) passes this rank's rows with ``weights``
+    normalised over the global batch, and ``reduce_gradients`` to sum gradients across ranks before
+    clipping, so every rank takes the single-process step. Those global weights hold for one step over
+    the whole batch only, so they refuse ``epochs × minibatches > 1``.
+    """
+    if (weights is not None or reduce_gradients is not None) and config.epochs * config.minibatches > 1:
+        raise ValueError(f"grpo.epochs={config.epochs} x grpo.minibatches={config.minibatches}: the multi-process "
+                         "learner takes one optimizer step per batch; set both to 1")
+    if batch.old_logprobs is None:
+        attach_behaviour_logprobs(model, batch, pad_id, temperature, config.micro_batch_size, sampler_is_trainer=False)
+    count = len(batch.completion_ids)
+    parts = max(1, min(config.minibatches, count))
     model.train()
+    token_sums: dict[str, float] = {}
+    maxima: dict[str, float] = {}
+    losses, norms, total_tokens = [], [], 0.0
+    for _ in range(config.epochs):
+        order = torch.randperm(count).tolist()
+        for part in range(parts):
+            index = order[part::parts]
+            minibatch = batch.rows(index)
+            given = None if weights is None else weights[index]
+            loss, norm, tokens = _optimizer_step(model, optimizer, minibatch, config, max_tokens, pad_id,
+                                                 temperature, reference, token_sums, maxima,
+                                                 weights=given, reduce_gradients=reduce_gradients)
+            losses.append(loss)
+            norms.append(norm)
+            total_tokens += tokens
+    metrics = {key: value / max(total_tokens, 1.0) for key, value in token_sums.items()} | maxima
+    finite = [n for n in norms if math.isfinite(n)]
+    metrics.update(loss=sum(losses) / len(losses), grad_norm=sum(finite) / len(finite) if finite else float("nan"),
+                   optimizer_steps=float(len(losses)))
+    return metrics
+
+
+def _optimizer_step(model, optimizer, batch: RolloutBatch, config: GRPOConfig, max_tokens: int, pad_id: int,
+                    temperature: float, reference: Reference | None, token_sums: dict, maxima: dict, *,
+                    weights: torch.Tensor | None = None,
+                    reduce_gradients: Callable[[list[torch.Tensor]], None] | None = None):
+    """One optimizer step over ``batch``, accumulated over micro-batches; returns (loss, grad norm, tokens)."""
+    lengths = [len(c) for c in batch.completion_ids]
+    weights = sequence_weights(lengths, config.loss_type, max_tokens) if weights is None else weights
     optimizer.zero_grad(set_to_none=True)
-    total_loss, token_sums, maxima = 0.0, {}, {}
+    total_loss, total_tokens = 0.0, 0.0
     for start in range(0, len(lengths), config.micro_batch_size):
         rows = slice(start, start + config.micro_batch_size)
-        loss, stats = micro_batch_loss(model, batch, rows, weights, config, pad_id)
+        loss, stats = micro_batch_loss(model, batch, rows, weights, config, pad_id, temperature, reference)
         loss.backward()
         total_loss += float(loss.detach())
         tokens = stats.pop("tokens")
+        total_tokens += tokens
         for key, value in stats.items():
             if key.endswith("_max"):
                 maxima[key] = max(maxima.get(key, 0.0), value)
-            else:  # token-weighted mean across micro-batches
+            else:  # token-weighted mean across micro-batches and steps
                 token_sums[key] = token_sums.get(key, 0.0) + value * tokens
     params = [p for p in model.parameters() if p.requires_grad]
+    if reduce_gradients is not None:
+        reduce_gradients(params)
     grad_norm = float(torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm))
     optimizer.step()
-    total_tokens = max(sum(lengths), 1)
-    metrics = {key: value / total_tokens for key, value in token_sums.items()} | maxima
-    metrics.update(loss=total_loss, grad_norm=grad_norm if math.isfinite(grad_norm) else float("nan"))
-    return metrics
+    return total_loss, grad_norm, total_tokens
+
+
+def distributed_grpo_step(model, optimizer, local: RolloutBatch, config: GRPOConfig, max_tokens: int,
+                          pad_id: int, temperature: float = 1.0,
+                          reference: Reference | None = None) -> dict[str, float]:
+    """``grpo_step`` on this rank's rows, with loss weights over the global batch and summed gradients."""
+    weights = global_weights([len(c) for c in local.completion_ids],
+                             lambda everyone: sequence_weights(everyone, config.loss_type, max_tokens))
+    return grpo_step(model, optimizer, local, config, max_tokens, pad_id, temperature, reference,
+                     weights=weights, reduce_gradients=sum_gradients)

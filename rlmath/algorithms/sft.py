@@ -6,8 +6,9 @@ synthetic engine's verified solutions gives GRPO something to sharpen. We use tr
 on prompt/completion conversations (loss on the completion only) with the same chat template and
 prompt the sampler uses, and forward its logs to our tracker instead of trl's own mlflow callback.
 
-Used two ways: ``algorithm: sft`` (a run of its own, evaluated before and after) and
-``sft.warm_start: true`` in a GRPO config (the same policy is fine-tuned in place before GRPO).
+Used two ways: ``algorithm: sft`` (the recipe :func:`run_sft`, a run of its own evaluated before and
+after) and ``sft.warm_start: true`` in a GRPO config (:func:`warm_start`: the same policy is
+fine-tuned in place before GRPO). Both build on the shared lifecycle in :mod:`rlmath.run`.
 """
 
 from __future__ import annotations
@@ -15,10 +16,17 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import torch
+
 from rlmath.config import Config
 from rlmath.data import Problem
 from rlmath.errors import RLMathError
+from rlmath.eval_report import Stage
+from rlmath.evaluation import EvalResult
+from rlmath.policy import save_adapter
 from rlmath.prompts import chat_messages
+from rlmath.run import RunState, evaluate_and_log, finish_run, progress_bar, setup_run, sync_adapter, tracked_run
+from rlmath.trainer_logs import forward_logs
 
 
 def sft_dataset(problems: list[Problem], config: Config):
@@ -38,55 +46,52 @@ def train_sft(policy, problems: list[Problem], config: Config, log, on_step=None
 
     ``log(metrics, step)`` receives trl's logs; ``on_step(step, total)`` drives a progress bar.
     """
-    from transformers import PrinterCallback, TrainerCallback
+    # trl (and its transformers trainer) load only when SFT runs: a GRPO run without warm start never pays for them.
+    from transformers import PrinterCallback
     from trl import SFTConfig, SFTTrainer
-
-    class ForwardLogs(TrainerCallback):
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            numeric = {f"sft/{k}": float(v) for k, v in (logs or {}).items() if isinstance(v, (int, float))}
-            if numeric:
-                log(numeric, state.global_step)
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if on_step is not None:
-                on_step(state.global_step, state.max_steps)
 
     cfg = config.sft
     with tempfile.TemporaryDirectory(prefix="rlmath-sft-") as scratch:
-        args = SFTConfig(output_dir=scratch, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps, learning_rate=cfg.learning_rate,
+        args = SFTConfig(output_dir=scratch, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
+                         learning_rate=cfg.learning_rate,
                          per_device_train_batch_size=cfg.batch_size, max_length=cfg.max_length,
                          completion_only_loss=True, packing=False, report_to="none", save_strategy="no",
                          # fp32 like the GRPO update and vLLM: trl defaults to bf16 autocast, and accelerate
                          # leaves that autocast wrapped around model.forward after training.
                          bf16=False, fp16=False, gradient_checkpointing=False,
-                         logging_steps=5, use_cpu=not _cuda(), lr_scheduler_type="constant", warmup_steps=0,
+                         logging_steps=5, use_cpu=not torch.cuda.is_available(), lr_scheduler_type="constant",
+                         warmup_steps=0,
                          seed=config.seed, dataloader_num_workers=0, disable_tqdm=True)
         trainer = SFTTrainer(model=policy.model, args=args, train_dataset=sft_dataset(problems, config),
-                             processing_class=policy.tokenizer, callbacks=[ForwardLogs()])
+                             processing_class=policy.tokenizer, callbacks=[forward_logs("sft", log, on_step)])
         trainer.remove_callback(PrinterCallback)  # our progress bar and tracker replace its dict prints
         result = trainer.train()
     policy.model.config.use_cache = False
     return {"sft/train_loss": float(result.training_loss), "sft/steps": float(result.global_step)}
 
 
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
+def warm_start(state: RunState, console, stage: str = "sft") -> EvalResult:
+    """Phi-4 order: SFT on verified worked solutions, keep that adapter as ``adapter_sft/``, evaluate it."""
+    with progress_bar(console) as progress:
+        task = progress.add_task(f"SFT warm start ({len(state.train)} worked solutions)", total=None)
+        metrics = train_sft(state.policy, state.train, state.config, state.tracker.log_metrics,
+                            on_step=lambda step, total: progress.update(task, completed=step, total=total))
+    state.tracker.log_metrics(metrics, 0)
+    if stage == "sft":
+        save_adapter(state.policy.model, state.tracker.run_dir / "adapter_sft")
+    state.adapter = sync_adapter(state, step=0)
+    result = evaluate_and_log(state, stage, state.adapter, 0)
+    if stage == "sft":  # an SFT-only run logs its adapter as the final model in finish_run
+        sft_metrics = result.metrics(f"eval/{stage}")
+        state.tracker.log_adapter_model(state.tracker.run_dir / "adapter_sft", "sft", 0, sft_metrics)
+    return result
 
 
 def run_sft(config: Config, console) -> Path:
     """``algorithm: sft``: a tracked run that evaluates, fine-tunes on worked solutions, evaluates again."""
-    from rlmath.loop import evaluate_and_log, finish_run, setup, warm_start
-
-    trainer = setup(config)
-    try:
-        before = evaluate_and_log(trainer, "eval/before", adapter=None, step=0)
-        after = warm_start(trainer, console, prefix="eval/after")
-        finish_run(trainer, before, after, console)
-    except BaseException:
-        trainer.tracker.finish("FAILED")
-        raise
-    finally:
-        trainer.sampler.close()
-    return trainer.tracker.run_dir
+    state = setup_run(config)
+    with tracked_run(state.tracker, state.sampler):
+        base = Stage("base", None, evaluate_and_log(state, "base", adapter=None, step=0))
+        final = Stage("final", "adapter", warm_start(state, console, stage="final"))
+        finish_run(state, [base, final], console)
+    return state.tracker.run_dir

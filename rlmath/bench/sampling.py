@@ -41,7 +41,7 @@ def run(config, *, prompts: int, n: int, max_tokens: int, repeats: int, modes=MO
             for _ in range(repeats):
                 version += 1
                 nudge_adapter(model.policy.model, seed=version)  # a new adapter each round: the sync is real
-                rates.append(_rate(lambda: sampler.generate(model.prompts, request, _adapter(model, work, version))))
+                rates.append(_rate(lambda s=sampler, v=version: s.generate(model.prompts, request, _adapter(model, work, v))))
         finally:
             sampler.close()
         results[f"vllm_{mode}"] = statistics.median(rates)

@@ -3,7 +3,7 @@
 Both sides: the same base model and dtype, the same prompts (the config's training problems), k =
 ``sampling.num_generations``, ``sampling.max_tokens``, T=1, LoRA rank/alpha/targets, learning rate,
 micro-batch (TRL: per-device batch = ``grpo.micro_batch_size`` with gradient accumulation up to
-prompts x k), beta = 0, and the same reward (``rlmath.scoring.score``). TRL samples with transformers
+prompts x k), beta = 0, and the same reward (``rlmath.rollout_scoring.score``). TRL samples with transformers
 ``generate`` (``use_vllm=False``: TRL's vLLM path needs ``trl[vllm]``, which pins another vLLM).
 Steps after the first are timed (the first pays one-off start-up costs on both sides); medians.
     rlmath bench step -c configs/default.yaml --out runs/bench_step.json
@@ -36,7 +36,8 @@ def run(config, *, steps: int, out=None, console=None) -> dict:
 
 
 def _rlmath_steps(config, count: int) -> list[float]:
-    from rlmath.loop import one_training_step, setup, sync_adapter
+    from rlmath.loop import one_training_step, setup
+    from rlmath.run import sync_adapter
 
     trainer = setup(config)
     try:
@@ -64,7 +65,7 @@ def _trl_steps(config, count: int, output: str) -> list[float]:
 
     from rlmath.data import load_problems
     from rlmath.models import resolve_model
-    from rlmath.scoring import score
+    from rlmath.rollout_scoring import score
 
     base = resolve_model(config.model.name_or_path)
     k, prompts = config.sampling.num_generations, config.grpo.prompts_per_step

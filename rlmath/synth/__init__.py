@@ -10,7 +10,8 @@ Each item is a dict with ``id, family, difficulty, question, answer, solution, m
 template instance. ``rlmath synth`` (see `rlmath.synth.command`) writes the same items to disk.
 """
 
+from rlmath.synth.dedup import normalise_question
 from rlmath.synth.engine import generate
-from rlmath.synth.problem import FAMILIES, Family, Problem
+from rlmath.synth.registry import FAMILIES, Family, Instance
 
-__all__ = ["FAMILIES", "Family", "Problem", "generate"]
+__all__ = ["FAMILIES", "Family", "Instance", "generate", "normalise_question"]

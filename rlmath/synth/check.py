@@ -1,17 +1,20 @@
 """Generation-time check: every solution's final boxed answer must verify against its gold answer.
 
-Two paths, so generation never depends on the verifier being importable:
-
-* `rewards.verify_batch` (the trainer's own verifier) when it is available -- then the data is
-  guaranteed to be scoreable by exactly the code that scores the model;
-* a local structural check otherwise: the boxed text is the gold string and the gold string is in
-  one of the canonical forms the verifier is specified to parse.
+Two checks, both always on: a structural one (the boxed text is the gold string, and the gold is in
+one of the canonical forms the verifier is specified to parse), then ``rewards.verify_batch``, the
+verifier that scores the model, so the data is scoreable by exactly the code that scores training.
+If the verifier itself raises, generation stops with an error: a silent fallback would ship data
+no verifier has checked.
 """
 
 from __future__ import annotations
 
 import re
-from typing import List, Optional, Sequence
+from typing import List, Sequence
+
+import rewards
+from rewards.extract import last_boxed
+from rlmath.errors import RLMathError
 
 _CANONICAL = [
     re.compile(r"-?\d+"),  # 42, -7
@@ -21,62 +24,29 @@ _CANONICAL = [
     re.compile(r"[\(\[](-\\infty|-?[\d/.]+), (\\infty|-?[\d/.]+)[\)\]]"),  # (-\infty, 3]
     re.compile(r"[-+ ()\d/^.a-z\\{}]+"),  # x^2 + 2x + 1, 6\sqrt{2}, 25\pi
 ]
+CHECK_NAME = "structural + rewards.verify_batch"
 
 
-def extract_boxed(text: str) -> Optional[str]:
-    """Content of the last ``\\boxed{...}`` in `text`, with nested braces balanced; None if absent.
+def structural_ok(gold: str, solution: str) -> bool:
+    """The solution's last box holds exactly the gold, and the gold is in a canonical form.
 
-    >>> extract_boxed(r"so \\boxed{\\frac{1}{2}}.")
-    '\\\\frac{1}{2}'
-    """
-    start = text.rfind("\\boxed{")
-    if start < 0:
-        return None
-    i = start + len("\\boxed{")
-    depth = 1
-    for j in range(i, len(text)):
-        if text[j] == "{":
-            depth += 1
-        elif text[j] == "}":
-            depth -= 1
-            if depth == 0:
-                return text[i:j]
-    return None
-
-
-def local_ok(gold: str, solution: str) -> bool:
-    """Structural check used when `rewards` is unavailable: boxed == gold and gold is canonical.
-
-    >>> local_ok("42", "... \\\\boxed{42}"), local_ok("42", "... \\\\boxed{41}")
+    >>> structural_ok("42", "... \\\\boxed{42}"), structural_ok("42", "... \\\\boxed{41}")
     (True, False)
     """
-    boxed = extract_boxed(solution)
-    return boxed == gold and any(p.fullmatch(gold) for p in _CANONICAL)
+    return last_boxed(solution) == gold and any(p.fullmatch(gold) for p in _CANONICAL)
 
 
-def rewards_verifier():
-    """`rewards.verify_batch` if the verifier package is importable and working, else None."""
-    try:
-        import rewards
-
-        verify_batch = rewards.verify_batch
-        if not rewards.verify("1", "1").correct:
-            return None
-    except Exception:  # the verifier is another package, possibly still being built: fall back
-        return None
-    return verify_batch
-
-
-def failing(golds: Sequence[str], solutions: Sequence[str], use_rewards: bool = True) -> List[int]:
-    """Indices whose solution does not verify against the gold (local check, then the verifier)."""
-    bad = [i for i, (g, s) in enumerate(zip(golds, solutions)) if not local_ok(g, s)]
-    verify_batch = rewards_verifier() if use_rewards else None
-    if verify_batch is None:
-        return bad
+def failing(golds: Sequence[str], solutions: Sequence[str]) -> List[int]:
+    """Indices whose solution fails the structural check or does not verify with ``rewards``."""
+    bad = [i for i, (g, s) in enumerate(zip(golds, solutions)) if not structural_ok(g, s)]
     skip = set(bad)
     idx = [i for i in range(len(golds)) if i not in skip]
-    verdicts = verify_batch([golds[i] for i in idx], [solutions[i] for i in idx])
-    return sorted(bad + [i for i, v in zip(idx, verdicts) if not _correct(v, golds[i], solutions[i])])
+    try:
+        verdicts = rewards.verify_batch([golds[i] for i in idx], [solutions[i] for i in idx])
+        wrong = [i for i, v in zip(idx, verdicts) if not _correct(v, golds[i], solutions[i])]
+    except Exception as exc:  # the verifier is broken, not the item: stop rather than ship unchecked data
+        raise RLMathError(f"synth check: the rewards verifier raised {type(exc).__name__}: {exc}") from exc
+    return sorted(bad + wrong)
 
 
 def _correct(verdict, gold: str, solution: str) -> bool:
@@ -86,6 +56,4 @@ def _correct(verdict, gold: str, solution: str) -> bool:
     """
     if verdict.status != "timeout":
         return verdict.correct
-    import rewards
-
     return rewards.verify(gold, solution).correct

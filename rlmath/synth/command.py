@@ -10,15 +10,19 @@ import re
 import shlex
 import time
 from collections import Counter
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import List, Optional, Tuple
 
+from rich.table import Table
+
 from rlmath.errors import RLMathError
 from rlmath.synth import engine
-from rlmath.synth.check import rewards_verifier
-from rlmath.synth.decontam import N, THRESHOLD, contaminated, load_eval_texts
+from rlmath.synth.check import CHECK_NAME
+from rlmath.synth.decontam import THRESHOLD, EvalTexts, N, contaminated
+from rlmath.synth.dedup import capacity_text
 from rlmath.synth.export import write_dataset
-from rlmath.synth.problem import FAMILIES
+from rlmath.synth.registry import FAMILIES
 
 
 def parse_families(text: Optional[str]) -> Optional[List[str]]:
@@ -56,10 +60,8 @@ def parse_difficulty(text: str) -> Tuple[int, int]:
 def rlmath_version() -> str:
     """Installed rlmath version (the card records it)."""
     try:
-        from importlib.metadata import version
-
         return version("rlmath")
-    except Exception:  # running from a source tree without metadata
+    except PackageNotFoundError:  # running from a source tree without metadata
         return "unknown"
 
 
@@ -69,14 +71,13 @@ def run_synth(
     out: Path,
     families: Optional[str] = None,
     difficulty: str = "1-5",
-    decontaminate_against: Optional[str] = None,
+    decontaminate: Optional[EvalTexts] = None,
     console=None,
 ) -> Path:
-    """Generate `n` items (before decontamination) and write them to `out`; returns `out`."""
+    """Generate `n` items (before dedup and decontamination) and write them to `out`; returns `out`."""
     if n <= 0:
         raise RLMathError(f"n: must be a positive number of problems, got {n}")
     names, levels = parse_families(families), parse_difficulty(difficulty)
-    eval_texts = load_eval_texts(decontaminate_against) if decontaminate_against else None
     started = time.perf_counter()
     items = engine.generate(n, seed, names, levels)
     gen_stats = dict(engine.last_stats)
@@ -87,21 +88,24 @@ def run_synth(
         "n_requested": n,
         "families": names or list(FAMILIES),
         "difficulty": list(levels),
-        "check": "rewards.verify" if rewards_verifier() else "local structural check",
+        "check": CHECK_NAME,
         "retried": gen_stats["retried"],
         "dropped_check": gen_stats["dropped"],
+        "duplicates_dropped": gen_stats["duplicates"],
+        "duplicates_by_family": gen_stats["duplicates_by_family"],
+        "capacity": gen_stats["capacity"],
         "command": "rlmath synth "
         + shlex.join(
             [f"--n={n}", f"--seed={seed}", f"--out={out}", f"--difficulty={difficulty}"]
             + ([f"--families={families}"] if families else [])
-            + ([f"--decontaminate-against={decontaminate_against}"] if decontaminate_against else [])
+            + ([f"--decontaminate-against={decontaminate.source}"] if decontaminate else [])
         ),
     }
-    if eval_texts is not None:
-        drop = set(contaminated([it["question"] for it in items], eval_texts))
+    if decontaminate is not None:
+        drop = set(contaminated([it["question"] for it in items], decontaminate.texts))
         stats["decontamination"] = {
-            "against": decontaminate_against,
-            "eval_texts": len(eval_texts),
+            "against": decontaminate.source,
+            "eval_texts": len(decontaminate.texts),
             "dropped": len(drop),
             "dropped_by_family": dict(Counter(items[i]["family"] for i in drop)),
             "n": N,
@@ -119,18 +123,18 @@ def _report(console, items: List[dict], stats: dict, out: Path) -> None:
     """Print a per-family table and the drop counts (quiet when no console is given)."""
     if console is None:
         return
-    from rich.table import Table
-
     table = Table(title=f"rlmath synth -> {out}")
-    for col in ("family", "train", "test"):
+    for col in ("family", "train", "test", "repeats dropped", "capacity (est.)"):
         table.add_column(col, justify="left" if col == "family" else "right")
     counts = Counter((it["family"], it["meta"]["split"]) for it in items)
-    for fam in sorted({f for f, _ in counts}):
-        table.add_row(fam, str(counts[(fam, "train")]), str(counts[(fam, "test")]))
+    for fam in sorted({f for f, _ in counts} | set(stats["capacity"])):
+        table.add_row(fam, str(counts[(fam, "train")]), str(counts[(fam, "test")]),
+                      str(stats["duplicates_by_family"].get(fam, 0)), capacity_text(stats["capacity"].get(fam)))
     console.print(table)
     console.print(
         f"{stats['counts']['train']} train / {stats['counts']['test']} test items; check: {stats['check']}; "
-        f"regenerated {stats['retried']}, dropped {stats['dropped_check']} by the check; {stats['generation_seconds']} s"
+        f"regenerated {stats['retried']}, dropped {stats['dropped_check']} by the check and "
+        f"{stats['duplicates_dropped']} repeated questions; {stats['generation_seconds']} s"
     )
     if "decontamination" in stats:
         d = stats["decontamination"]

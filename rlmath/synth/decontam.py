@@ -2,20 +2,15 @@
 
 Following Phi-4 and GPT-3, overlap is measured on normalised word n-grams: an item is dropped
 when at least `threshold` of its n-grams (or its whole text, if shorter than n words) occur in
-the eval set. The eval set is a local JSONL/JSON/parquet file, a `datasets.save_to_disk`
-folder, or a hub id (which needs network access; offline it fails with a clear message).
+the eval set, whose question texts the caller supplies.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
-from typing import Iterable, List, Sequence, Set, Tuple
+from dataclasses import dataclass
+from typing import List, Sequence, Set, Tuple
 
-from rlmath.errors import RLMathError
-
-TEXT_FIELDS = ("question", "problem", "prompt", "query", "input", "text")
 _TOKEN = re.compile(r"[a-z]+|\d+")
 N = 8
 THRESHOLD = 0.5
@@ -35,93 +30,16 @@ def windows(toks: Sequence[str], n: int) -> Set[Tuple[str, ...]]:
     return {tuple(toks[i : i + n]) for i in range(len(toks) - n + 1)}
 
 
-def _text_of(row: dict) -> str:
-    """The question-like field of an eval row."""
-    for key in TEXT_FIELDS:
-        if isinstance(row.get(key), str):
-            return row[key]
-    raise RLMathError(f"decontaminate_against: rows need one of the fields {', '.join(TEXT_FIELDS)}; got {sorted(row)}")
+@dataclass(frozen=True)
+class EvalTexts:
+    """Question texts of an eval set and the name they came from (recorded in the stats and card).
 
+    Reading the set is the caller's job (``rlmath.sources.question_texts``): synth stays at the bottom
+    of the import graph.
+    """
 
-def _rows_from_file(path: Path) -> Iterable[dict]:
-    """Rows of a JSONL, JSON (list of objects) or parquet file."""
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        return pq.read_table(path).to_pylist()
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".json" and text.lstrip().startswith("["):
-        return json.loads(text)
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
-def _rows_from_datasets(obj) -> List[dict]:
-    """Rows of a Dataset or of every split of a DatasetDict."""
-    import datasets
-
-    splits = obj.values() if isinstance(obj, (datasets.DatasetDict, dict)) else [obj]
-    return [row for split in splits for row in split]
-
-
-def load_eval_texts(source: str) -> List[str]:
-    """Question texts of the eval set named by `source` (path or hub id); errors name the field."""
-    path = Path(source).expanduser()
-    try:
-        if path.is_file():
-            rows = _rows_from_file(path)
-        elif path.is_dir():
-            import datasets
-
-            rows = _rows_from_datasets(datasets.load_from_disk(str(path)))
-        elif re.fullmatch(r"[\w.-]+/[\w.-]+", source) and not source.startswith("."):
-            rows = _rows_from_hub(source)
-        else:
-            raise RLMathError(
-                f"decontaminate_against: {source!r} is not an existing file or folder (nor a hub id like 'org/name')"
-            )
-    except RLMathError:
-        raise
-    except Exception as exc:  # malformed file: say which and why
-        raise RLMathError(f"decontaminate_against: could not read {source!r}: {exc}") from exc
-    return [_text_of(r) for r in rows]
-
-
-def _rows_from_hub(hub_id: str) -> List[dict]:
-    """Rows of a hub dataset; offline or unknown ids become a clear RLMathError."""
-    import datasets
-
-    if not _hub_reachable():
-        raise RLMathError(
-            f"decontaminate_against: {hub_id!r} is not a local path and the Hugging Face Hub is unreachable "
-            "(offline). Pass a local JSONL/parquet file or a save_to_disk folder instead."
-        )
-    try:
-        return _rows_from_datasets(datasets.load_dataset(hub_id))
-    except Exception as exc:
-        raise RLMathError(
-            f"decontaminate_against: could not load hub dataset {hub_id!r} ({type(exc).__name__}: {str(exc)[:200]}). "
-            "Offline? Pass a local JSONL/parquet file or a save_to_disk folder instead."
-        ) from exc
-
-
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    """Quick probe so an offline machine fails in seconds, not after `datasets`' minute of retries."""
-    import os
-    import socket
-    from urllib.parse import urlparse
-
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes") or os.environ.get(
-        "HF_DATASETS_OFFLINE", "0"
-    ) in ("1", "true"):
-        return False
-    from huggingface_hub import constants
-
-    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
-    try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
+    source: str
+    texts: Sequence[str]
 
 
 def contaminated(

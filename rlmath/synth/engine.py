@@ -2,8 +2,10 @@
 
 Each item gets its own RNG seeded from ``(seed, index, attempt)``, so item *i* does not depend on
 how many items come before it: ``generate(10, s) == generate(20, s)[:10]``. Items whose solution
-fails the check are regenerated with the next attempt number (the "fix or drop" step); the number
-of retries is reported in `last_stats`.
+fails the check are regenerated with the next attempt number (the "fix or drop" step). Then a
+question already asked earlier in the stream (in either split) is dropped, the first kept, so the
+prefix property holds and no split repeats a question. Retries, drops, duplicates per family and
+each family's estimated distinct-question capacity are reported in `last_stats`.
 """
 
 from __future__ import annotations
@@ -15,16 +17,17 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from rlmath.synth import families as _families  # noqa: F401  (registers every family)
 from rlmath.synth.check import failing
-from rlmath.synth.problem import DIFFICULTIES, FAMILIES, Problem
+from rlmath.synth.dedup import capacity, first_occurrences
+from rlmath.synth.registry import DIFFICULTIES, FAMILIES, Instance
 
 Difficulty = Union[int, Tuple[int, int]]
 ENGINE_VERSION = "1"  # bump when the same seed would give different items
 TEST_PERCENT = 10  # share of template instances that land in the test split
 MAX_ATTEMPTS = 8
-last_stats: Dict[str, int] = {}
+last_stats: Dict[str, object] = {}
 
 
-def instance_key(family: str, problem: Problem) -> str:
+def instance_key(family: str, problem: Instance) -> str:
     """Hash of what is asked (family, template, parameters), independent of wording.
 
     Every surface form of one instance shares this key, so splitting on it keeps a question
@@ -94,6 +97,7 @@ def generate(
     families: Optional[List[str]] = None,
     difficulty: Difficulty = (1, 5),
     check: bool = True,
+    dedup: bool = True,
 ) -> List[dict]:
     """`n` checked items, deterministic from `seed`; see the module docstring for the scheme.
 
@@ -116,8 +120,13 @@ def generate(
         dropped = len(bad)
         drop = set(bad)
         items = [it for i, it in enumerate(items) if i not in drop]
+    drawn = items
+    duplicates: Dict[str, int] = {}
+    if dedup:
+        items, duplicates = first_occurrences(items)
     last_stats.clear()
-    last_stats.update(retried=retries, dropped=dropped, kept=len(items))
+    last_stats.update(retried=retries, dropped=dropped, kept=len(items), duplicates=sum(duplicates.values()),
+                      duplicates_by_family=duplicates, capacity=capacity(drawn))
     return items
 
 

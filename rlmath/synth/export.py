@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Dict, List
 
 from rlmath.errors import RLMathError
+from rlmath.synth.dedup import capacity_text
 
 STATS_FILE = "synth_stats.json"
 
@@ -116,7 +117,10 @@ def card(splits: Dict[str, List[dict]], stats: dict) -> str:
     """The dataset card: Hub front matter, what the data is, counts per family and difficulty."""
     per_family = {s: Counter(it["family"] for it in rows) for s, rows in splits.items()}
     families = sorted(set(per_family["train"]) | set(per_family["test"]))
-    table = "\n".join(f"| {f} | {per_family['train'][f]} | {per_family['test'][f]} |" for f in families)
+    capacity = stats.get("capacity", {})
+    repeats = stats.get("duplicates_by_family", {})
+    table = "\n".join(f"| {f} | {per_family['train'][f]} | {per_family['test'][f]} | {repeats.get(f, 0)} | "
+                      f"{capacity_text(capacity.get(f))} |" for f in families)
     levels = Counter(it["difficulty"] for rows in splits.values() for it in rows)
     level_line = ", ".join(f"{d}: {levels[d]}" for d in sorted(levels))
     decon = stats.get("decontamination")
@@ -160,8 +164,12 @@ key, `split`, `params` JSON).
 
 ## Families
 
-| family | train | test |
-|---|---|---|
+No question repeats within a split or across the two (case and spacing ignored): repeats are dropped,
+the first kept. *Capacity* is the Chao1 estimate of how many distinct questions the family can make at
+these levels, from this draw ("> N": a draw of N repeated nothing).
+
+| family | train | test | repeats dropped | capacity (est.) |
+|---|---|---|---|---|
 {table}
 
 Load with `datasets.load_from_disk(DIR)` or `datasets.load_dataset("parquet", data_dir=DIR)`.

@@ -7,7 +7,7 @@ from rewards import Verdict
 
 
 def test_registry_names():
-    assert set(rewards.REWARD_FUNCTIONS) == {"correct", "format", "length", "repetition"}
+    assert set(rewards.REWARD_FUNCTIONS) == {"correct", "format", "format_if_correct", "length", "repetition"}
 
 
 def test_combine_unknown_name_is_named():
@@ -34,3 +34,23 @@ def test_verdict_rejects_bad_status():
 def test_unknown_option_is_an_error():
     with pytest.raises(TypeError, match="nope"):
         rewards.verify("1", "1", nope=True)
+
+
+def test_default_reward_is_correctness_first_under_std_scaled_advantages() -> None:
+    """A boxed wrong answer in an all-wrong group must not earn what a correct answer earns elsewhere."""
+    import torch
+
+    from rlmath.algorithms.grpo import group_advantages
+    from rlmath.config import RewardsConfig
+
+    wrong, right = Verdict(False, "wrong", "5"), Verdict(True, "correct", "4")
+    texts = ["\\boxed{5}", "5", "5", "5",            # group 1: all wrong, one boxed
+             "\\boxed{4}", "5", "5", "5"]            # group 2: one correct
+    verdicts = [wrong] * 4 + [right, wrong, wrong, wrong]
+    values = rewards.combine_rewards(texts, verdicts, dict(RewardsConfig().weights))
+    advantages = group_advantages(torch.tensor(values).view(2, 4), scale=True)
+    assert advantages[0].abs().max() < 1e-6  # nothing to learn from an all-wrong group
+    assert advantages[1, 0] > 1.0
+    # ... and among correct answers the format still breaks the tie
+    tie = rewards.combine_rewards(["\\boxed{4}", "4"], [right, right], dict(RewardsConfig().weights))
+    assert tie[0] > tie[1] and min(tie) >= 1.0

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from rlmath.synth import FAMILIES, Family, Problem, engine, generate
-from rlmath.synth.check import extract_boxed, failing, local_ok
+from rewards.extract import last_boxed as extract_boxed
+from rlmath.errors import RLMathError
+from rlmath.synth import FAMILIES, Family, Instance, engine, generate
+from rlmath.synth.check import failing, structural_ok
 
 
 def _flaky(rng, difficulty):
     """Half the time the gold answer is garbage the verifier cannot parse."""
     answer = "@@" if rng.random() < 0.5 else "5"
-    return Problem("flaky.t", {"a": answer}, ("What is 2 + 3?", "Compute 2 + 3."), ("2 + 3 = 5.",), answer)
+    return Instance("flaky.t", {"a": answer}, ("What is 2 + 3?", "Compute 2 + 3."), ("2 + 3 = 5.",), answer)
 
 
 def _broken(rng, difficulty):
-    return Problem("broken.t", {}, ("What?",), ("No idea.",), "@@")
+    return Instance("broken.t", {}, ("What?",), ("No idea.",), "@@")
 
 
 @pytest.fixture
@@ -25,7 +27,7 @@ def fake_families(monkeypatch):
 
 
 def test_failing_items_are_regenerated(fake_families):
-    items = generate(50, seed=0, families=["flaky"])
+    items = generate(50, seed=0, families=["flaky"], dedup=False)
     assert len(items) == 50 and all(it["answer"] == "5" for it in items)
     assert engine.last_stats["retried"] > 0 and engine.last_stats["dropped"] == 0
     assert any(it["meta"]["attempt"] > 0 for it in items)
@@ -33,7 +35,8 @@ def test_failing_items_are_regenerated(fake_families):
 
 def test_items_that_never_verify_are_dropped(fake_families):
     assert generate(5, seed=0, families=["broken"]) == []
-    assert engine.last_stats == {"retried": 5 * engine.MAX_ATTEMPTS, "dropped": 5, "kept": 0}
+    stats = engine.last_stats
+    assert (stats["retried"], stats["dropped"], stats["kept"]) == (5 * engine.MAX_ATTEMPTS, 5, 0)
 
 
 @pytest.mark.parametrize(
@@ -48,9 +51,23 @@ def test_items_that_never_verify_are_dropped(fake_families):
         ("@@", "\\boxed{@@}", False),
     ],
 )
-def test_local_check_table(gold, solution, ok):
-    assert local_ok(gold, solution) is ok
-    assert (failing([gold], [solution], use_rewards=False) == []) is ok
+def test_check_table(gold, solution, ok):
+    assert structural_ok(gold, solution) is ok
+    assert (failing([gold], [solution]) == []) is ok
+
+
+def test_a_verifier_that_raises_stops_generation_loudly(monkeypatch):
+    """No silent fallback: data no verifier has checked must never be written."""
+    import rewards
+
+    def broken(*args, **kwargs):
+        raise ValueError("pool died")
+
+    monkeypatch.setattr(rewards, "verify_batch", broken)
+    with pytest.raises(RLMathError, match="rewards verifier raised ValueError: pool died"):
+        failing(["42"], ["so \\boxed{42}"])
+    with pytest.raises(RLMathError, match="rewards verifier"):
+        generate(5, seed=0, families=["add"])
 
 
 def test_extract_boxed_handles_nested_braces_and_takes_the_last():

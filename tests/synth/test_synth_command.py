@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from rlmath.errors import RLMathError
 from rlmath.synth import export
 from rlmath.synth.command import parse_difficulty, parse_families, run_synth
+from rlmath.synth.decontam import EvalTexts
 
 
 def _run(tmp_path: Path, **kw) -> Path:
@@ -23,7 +24,7 @@ def _run(tmp_path: Path, **kw) -> Path:
         "out": tmp_path / "ds",
         "families": None,
         "difficulty": "1-5",
-        "decontaminate_against": None,
+        "decontaminate": None,
         "console": Console(file=io.StringIO()),
     }
     args.update(kw)
@@ -80,11 +81,10 @@ def test_refuses_to_overwrite_a_foreign_folder(tmp_path):
 def test_decontamination_drops_overlapping_items_and_reports_them(tmp_path):
     clean = _run(tmp_path, out=tmp_path / "clean", families="add", difficulty="1")
     rows = [json.loads(line) for line in (clean / "train.jsonl").read_text().splitlines()][:25]
-    evalset = tmp_path / "eval.jsonl"
-    evalset.write_text("\n".join(json.dumps({"problem": r["question"]}) for r in rows))
-    out = _run(tmp_path, out=tmp_path / "dirty", families="add", difficulty="1", decontaminate_against=str(evalset))
+    against = EvalTexts("eval.jsonl", [r["question"] for r in rows])
+    out = _run(tmp_path, out=tmp_path / "dirty", families="add", difficulty="1", decontaminate=against)
     stats = json.loads((out / "synth_stats.json").read_text())
-    assert stats["decontamination"]["dropped"] >= 25
+    assert stats["decontamination"]["dropped"] >= 25 and stats["decontamination"]["against"] == "eval.jsonl"
     kept = {json.loads(line)["question"] for line in (out / "train.jsonl").read_text().splitlines()}
     assert not kept & {r["question"] for r in rows}
     assert "Dropped" in (out / "README.md").read_text()
@@ -98,7 +98,6 @@ def test_decontamination_drops_overlapping_items_and_reports_them(tmp_path):
         ({"difficulty": "5-1"}, "difficulty"),
         ({"difficulty": "easy"}, "difficulty"),
         ({"n": 0}, "n"),
-        ({"decontaminate_against": "/no/such/eval.jsonl"}, "decontaminate_against"),
     ],
 )
 def test_bad_options_raise_rlmath_error_naming_the_field(tmp_path, kw, field):
@@ -122,3 +121,17 @@ def test_cli_prints_error_and_exits_nonzero(tmp_path):
     )
     assert ok.exit_code == 0, ok.output
     assert datasets.load_from_disk(str(tmp_path / "y"))["train"][0]["difficulty"] == 3
+
+
+def test_card_stats_and_printout_report_repeats_and_capacity(tmp_path):
+    console = Console(file=io.StringIO(), width=200)
+    out = _run(tmp_path, n=1500, families="pythagoras,add", console=console)
+    stats = json.loads((out / "synth_stats.json").read_text())
+    assert stats["duplicates_dropped"] > 0 and stats["capacity"]["pythagoras"]["estimate"] > 0
+    assert stats["counts"]["train"] + stats["counts"]["test"] == 1500 - stats["duplicates_dropped"]
+    for side in ("train", "test"):
+        questions = [json.loads(line)["question"] for line in (out / f"{side}.jsonl").read_text().splitlines()]
+        assert len(set(questions)) == len(questions)
+    assert "capacity (est.)" in (out / "README.md").read_text()
+    printed = console.file.getvalue()
+    assert "capacity (est.)" in printed and f"~{stats['capacity']['pythagoras']['estimate']}" in printed

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import re
-from fractions import Fraction
 from itertools import product
-from math import comb, factorial, perm
+from math import comb, perm
 
 import pytest
 import sympy as sp
-from synth_sympy_values import _T, X, latex_to_text, same, value
 from sympy.parsing.sympy_parser import parse_expr
+from synth_sympy_values import _T, X, latex_to_text, same, value
 
 from rlmath.synth import FAMILIES, generate
 from rlmath.synth.families.data import _UNITS

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import random
 from fractions import Fraction
-from math import isqrt
 
-from rlmath.synth.problem import Problem, register
+from rlmath.synth.registry import Instance, register
 from rlmath.synth.render import frac, linear, paren, poly, signed, tex
 
 
@@ -36,7 +35,7 @@ def _solve_steps(a: int, rhs: int, x: int) -> str:
 
 
 @register("linear", "algebra", "Solve a linear equation for x; the answer is an integer.")
-def make_linear(rng: random.Random, difficulty: int) -> Problem:
+def make_linear(rng: random.Random, difficulty: int) -> Instance:
     span = 5 * difficulty + 5
     x = rng.randint(-span, span) if difficulty > 1 else rng.randint(0, 12)
     a = _nonzero(rng, 2, 9) if difficulty > 1 else rng.randint(1, 9)
@@ -73,11 +72,11 @@ def make_linear(rng: random.Random, difficulty: int) -> Problem:
         f"What value of $x$ satisfies ${eq}$?",
         f"Solve ${eq}$.",
     )
-    return Problem(f"linear.d{min(difficulty, 5)}", {"eq": eq}, questions, steps, str(x))
+    return Instance(f"linear.d{min(difficulty, 5)}", {"eq": eq}, questions, steps, str(x))
 
 
 @register("linear_system", "algebra", "Solve a 2x2 linear system; the answer is the ordered pair (x, y).")
-def make_linear_system(rng: random.Random, difficulty: int) -> Problem:
+def make_linear_system(rng: random.Random, difficulty: int) -> Instance:
     span = 3 * difficulty + 2
     x, y = rng.randint(-span, span), rng.randint(-span, span)
     while True:
@@ -101,10 +100,10 @@ def make_linear_system(rng: random.Random, difficulty: int) -> Problem:
         f"Find the ordered pair $(x, y)$ with ${eq1}$ and ${eq2}$.",
         f"Two numbers $x$ and $y$ satisfy ${eq1}$ and ${eq2}$. Write the solution as $(x, y)$.",
     )
-    return Problem("system.2x2", {"coef": [a, b, c, d], "rhs": [e, f]}, questions, steps, f"({x}, {y})", "tuple")
+    return Instance("system.2x2", {"coef": [a, b, c, d], "rhs": [e, f]}, questions, steps, f"({x}, {y})", "tuple")
 
 
-def _quadratic_rational(rng: random.Random, difficulty: int) -> Problem:
+def _quadratic_rational(rng: random.Random, difficulty: int) -> Instance:
     """ax^2+bx+c built from rational roots; asks for one root or a root combination."""
     r1, r2 = rng.randint(-4 * difficulty, 4 * difficulty), rng.randint(-4 * difficulty, 4 * difficulty)
     a = 1 if difficulty <= 2 else rng.randint(1, 3)
@@ -136,10 +135,10 @@ def _quadratic_rational(rng: random.Random, difficulty: int) -> Problem:
             f"Find the {ask} root of ${eq}$.",
             f"Solve ${eq}$ and give the {ask} value of $x$." if len(roots) == 2 else f"Solve ${eq}$.",
         )
-    return Problem(f"quadratic.{ask}", {"coeffs": coeffs}, questions, tuple(steps), frac(ans), "fraction")
+    return Instance(f"quadratic.{ask}", {"coeffs": coeffs}, questions, tuple(steps), frac(ans), "fraction")
 
 
-def _quadratic_surd(rng: random.Random) -> Problem:
+def _quadratic_surd(rng: random.Random) -> Instance:
     """x^2 + bx + c with irrational roots p +- sqrt(s); asks for the larger root."""
     p = rng.randint(-6, 6)
     s = rng.choice([2, 3, 5, 6, 7, 10, 11])
@@ -153,13 +152,13 @@ def _quadratic_surd(rng: random.Random) -> Problem:
         "The larger root takes the plus sign.",
     )
     questions = (f"Find the larger root of ${eq}$.", f"What is the larger solution of ${eq}$? Give an exact answer.")
-    return Problem("quadratic.surd", {"coeffs": coeffs}, questions, steps, answer, "expr")
+    return Instance("quadratic.surd", {"coeffs": coeffs}, questions, steps, answer, "expr")
 
 
 @register(
     "quadratic", "algebra", "Quadratic equations: factorable at low levels, quadratic formula with surds at level 5."
 )
-def make_quadratic(rng: random.Random, difficulty: int) -> Problem:
+def make_quadratic(rng: random.Random, difficulty: int) -> Instance:
     if difficulty == 5 and rng.random() < 0.5:
         return _quadratic_surd(rng)
     return _quadratic_rational(rng, difficulty)
@@ -171,7 +170,7 @@ def _interval(lo: str, lo_closed: bool, hi: str, hi_closed: bool) -> str:
 
 
 @register("inequality", "algebra", "Solve a linear (or compound) inequality; answer in interval notation.")
-def make_inequality(rng: random.Random, difficulty: int) -> Problem:
+def make_inequality(rng: random.Random, difficulty: int) -> Instance:
     a = _nonzero(rng, -9, 9) if difficulty >= 3 else rng.randint(1, 9)
     x0 = rng.randint(-10, 10)
     b = rng.randint(-15, 15)
@@ -214,7 +213,7 @@ def make_inequality(rng: random.Random, difficulty: int) -> Problem:
         f"For which $x$ is ${ineq}$? Answer with an interval.",
         f"Find the solution set of ${ineq}$ in interval notation.",
     )
-    return Problem(
+    return Instance(
         "inequality.linear" if difficulty <= 3 else "inequality.compound",
         {"ineq": ineq},
         questions,

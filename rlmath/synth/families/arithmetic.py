@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 from fractions import Fraction
 
-from rlmath.synth.problem import Problem, register
+from rlmath.synth.registry import Instance, register
 
 # (digits of first operand, digits of second operand, number of terms) per difficulty.
 _ADD_SHAPE = {1: (1, 2, 2), 2: (2, 3, 2), 3: (3, 4, 2), 4: (4, 5, 3), 5: (5, 6, 3)}
@@ -22,7 +22,7 @@ def _number(rng: random.Random, lo_digits: int, hi_digits: int) -> int:
 
 
 @register("add", "arithmetic", "Sum of two or more whole numbers; difficulty sets digit count and term count.")
-def make_add(rng: random.Random, difficulty: int) -> Problem:
+def make_add(rng: random.Random, difficulty: int) -> Instance:
     lo, hi, terms = _ADD_SHAPE[difficulty]
     nums = [_number(rng, lo, hi) for _ in range(terms)]
     total = sum(nums)
@@ -44,11 +44,11 @@ def make_add(rng: random.Random, difficulty: int) -> Problem:
             steps_l.append(f"${running} + {n} = {running + n}$.")
             running += n
         steps = ("Add the numbers from left to right.", *steps_l)
-    return Problem("add.terms", {"nums": nums}, questions, steps, str(total))
+    return Instance("add.terms", {"nums": nums}, questions, steps, str(total))
 
 
 @register("sub", "arithmetic", "Difference of whole numbers; higher levels give negative results and chains.")
-def make_sub(rng: random.Random, difficulty: int) -> Problem:
+def make_sub(rng: random.Random, difficulty: int) -> Instance:
     lo, hi, terms = _ADD_SHAPE[difficulty]
     nums = [_number(rng, lo, hi) for _ in range(terms)]
     if difficulty <= 2 and nums[0] < nums[1]:
@@ -77,7 +77,7 @@ def make_sub(rng: random.Random, difficulty: int) -> Problem:
             steps_l.append(f"${running} - {n} = {running - n}$.")
             running -= n
         steps = ("Subtract from left to right.", *steps_l)
-    return Problem("sub.terms", {"nums": nums}, questions, steps, str(result))
+    return Instance("sub.terms", {"nums": nums}, questions, steps, str(result))
 
 
 def _partial_products(a: int, b: int) -> tuple[str, ...]:
@@ -95,7 +95,7 @@ def _partial_products(a: int, b: int) -> tuple[str, ...]:
 
 
 @register("mul", "arithmetic", "Product of two whole numbers by long multiplication; difficulty sets digits.")
-def make_mul(rng: random.Random, difficulty: int) -> Problem:
+def make_mul(rng: random.Random, difficulty: int) -> Instance:
     (alo, ahi), (blo, bhi) = _MUL_SHAPE[difficulty]
     a, b = _number(rng, alo, ahi), _number(rng, blo, bhi)
     if difficulty == 5 and rng.random() < 0.5:
@@ -110,7 +110,7 @@ def make_mul(rng: random.Random, difficulty: int) -> Problem:
         steps = ("A negative times a positive is negative.", *_partial_products(-a, b), f"So the product is {a * b}.")
     else:
         steps = _partial_products(a, b)
-    return Problem("mul.two", {"a": a, "b": b}, questions, steps, str(a * b))
+    return Instance("mul.two", {"a": a, "b": b}, questions, steps, str(a * b))
 
 
 # ----- order of operations: a small expression tree reduced one operation at a time -----
@@ -209,7 +209,7 @@ def _tree(rng: random.Random, depth: int, hi: int, allow_pow: bool):
 
 
 @register("order_of_operations", "arithmetic", "Evaluate an integer expression respecting precedence and parentheses.")
-def make_order_of_operations(rng: random.Random, difficulty: int) -> Problem:
+def make_order_of_operations(rng: random.Random, difficulty: int) -> Instance:
     ops = difficulty + 1
     hi = {1: 9, 2: 12, 3: 15, 4: 20, 5: 25}[difficulty]
     while True:
@@ -231,4 +231,4 @@ def make_order_of_operations(rng: random.Random, difficulty: int) -> Problem:
         f"What is the value of ${expr}$?",
         f"Compute ${expr}$ using the order of operations.",
     )
-    return Problem("order.tree", {"expr": expr}, questions, tuple(steps), str(value))
+    return Instance("order.tree", {"expr": expr}, questions, tuple(steps), str(value))

@@ -11,7 +11,7 @@ from fractions import Fraction
 from typing import List
 
 from rlmath.synth.families.polynomials import eval_poly, mul_poly
-from rlmath.synth.problem import Problem, register
+from rlmath.synth.registry import Instance, register
 from rlmath.synth.render import frac, paren, poly, tex
 
 
@@ -31,7 +31,7 @@ def _poly(rng: random.Random, degree: int, hi: int) -> List[int]:
 
 
 @register("derivative", "calculus", "Differentiate polynomials; product and chain rule evaluated at a point.")
-def make_derivative(rng: random.Random, difficulty: int) -> Problem:
+def make_derivative(rng: random.Random, difficulty: int) -> Instance:
     if difficulty <= 2:
         p = _poly(rng, difficulty + 1, 6)
         d = derive(p)
@@ -41,7 +41,7 @@ def make_derivative(rng: random.Random, difficulty: int) -> Problem:
             f"What is $f'(x)$ if $f(x) = {poly(p)}$?",
         )
         steps = ("Use the power rule $\\frac{d}{dx} x^n = n x^{n-1}$ on each term.", f"$f'(x) = {poly(d)}$.")
-        return Problem("deriv.poly", {"p": p}, questions, steps, poly(d), "expr")
+        return Instance("deriv.poly", {"p": p}, questions, steps, poly(d), "expr")
     k = rng.randint(-2, 3)
     if difficulty == 3:
         p = _poly(rng, 3, 5)
@@ -51,7 +51,7 @@ def make_derivative(rng: random.Random, difficulty: int) -> Problem:
             f"What is the slope of the tangent to $y = {poly(p)}$ at $x = {k}$?",
         )
         steps = (f"$f'(x) = {poly(derive(p))}$.", f"$f'({k}) = {value}$.")
-        return Problem("deriv.at", {"p": p, "k": k}, questions, steps, str(value))
+        return Instance("deriv.at", {"p": p, "k": k}, questions, steps, str(value))
     if difficulty == 4:
         u, v = _poly(rng, 1, 4), _poly(rng, 2, 4)
         value = eval_poly(derive(u), k) * eval_poly(v, k) + eval_poly(u, k) * eval_poly(derive(v), k)
@@ -65,7 +65,7 @@ def make_derivative(rng: random.Random, difficulty: int) -> Problem:
             f"At $x = {k}$: $u = {eval_poly(u, k)}$, $u' = {eval_poly(derive(u), k)}$, $v = {eval_poly(v, k)}$, $v' = {eval_poly(derive(v), k)}$.",
             f"$f'({k}) = {value}$.",
         )
-        return Problem("deriv.product", {"u": u, "v": v, "k": k}, questions, steps, str(value))
+        return Instance("deriv.product", {"u": u, "v": v, "k": k}, questions, steps, str(value))
     inner, n = _poly(rng, rng.randint(1, 2), 3), rng.randint(2, 4)
     k = rng.randint(-1, 2)
     g = eval_poly(inner, k)
@@ -79,7 +79,7 @@ def make_derivative(rng: random.Random, difficulty: int) -> Problem:
         f"At $x = {k}$ the inner value is {g} and its derivative is {eval_poly(derive(inner), k)}.",
         f"$f'({k}) = {value}$.",
     )
-    return Problem("deriv.chain", {"inner": inner, "n": n, "k": k}, questions, steps, str(value))
+    return Instance("deriv.chain", {"inner": inner, "n": n, "k": k}, questions, steps, str(value))
 
 
 def antiderive(p: List[int]) -> List[Fraction]:
@@ -89,7 +89,7 @@ def antiderive(p: List[int]) -> List[Fraction]:
 
 
 @register("definite_integral", "calculus", "Definite integrals of polynomials (and of (ax+b)^n at level 5).")
-def make_definite_integral(rng: random.Random, difficulty: int) -> Problem:
+def make_definite_integral(rng: random.Random, difficulty: int) -> Instance:
     a = rng.randint(-2, 2) if difficulty >= 3 else 0
     b = a + rng.randint(1, 3)
     if difficulty == 5:
@@ -113,7 +113,7 @@ def make_definite_integral(rng: random.Random, difficulty: int) -> Problem:
         f"An antiderivative is $F(x) = {poly(F)}$.",
         f"$F({b}) - F({a}) = {tex(eval_poly(F, b))} - {paren(eval_poly(F, a))} = {tex(value)}$.",
     ]
-    return Problem("integral.poly", {"p": p, "a": a, "b": b}, questions, tuple(steps), frac(value), "fraction")
+    return Instance("integral.poly", {"p": p, "a": a, "b": b}, questions, tuple(steps), frac(value), "fraction")
 
 
 def _ratio(num: List[int], den: List[int]) -> str:
@@ -122,7 +122,7 @@ def _ratio(num: List[int], den: List[int]) -> str:
 
 
 @register("limit", "calculus", "Limits of rational functions: removable singularities and limits at infinity.")
-def make_limit(rng: random.Random, difficulty: int) -> Problem:
+def make_limit(rng: random.Random, difficulty: int) -> Instance:
     if difficulty <= 3 or rng.random() < 0.5:
         r = rng.randint(-5, 5)
         other = _poly(rng, 1 if difficulty <= 2 else 2, 4)
@@ -152,11 +152,11 @@ def make_limit(rng: random.Random, difficulty: int) -> Problem:
         point, template = "\\infty", "limit.infinity"
     lim = f"\\lim_{{x \\to {point}}} {expr}"
     questions = (f"Evaluate ${lim}$.", f"Find ${lim}$.", f"What is ${lim}$?")
-    return Problem(template, {"num": num, "den": den, "at": point}, questions, steps, frac(value), "fraction")
+    return Instance(template, {"num": num, "den": den, "at": point}, questions, steps, frac(value), "fraction")
 
 
 @register("sequences", "sequences", "Arithmetic and geometric sequences and series, including infinite geometric sums.")
-def make_sequences(rng: random.Random, difficulty: int) -> Problem:
+def make_sequences(rng: random.Random, difficulty: int) -> Instance:
     kind = rng.choice(["arith_term", "arith_sum", "geo_term", "geo_sum", "geo_inf"][: 1 + difficulty])
     a = rng.randint(-10, 20) if kind.startswith("arith") else rng.randint(1, 6)
     if kind.startswith("arith"):
@@ -183,7 +183,7 @@ def make_sequences(rng: random.Random, difficulty: int) -> Problem:
                 f"The {n}th term is ${a} + {n - 1} \\cdot {paren(d)} = {last}$.",
                 f"$S_{{{n}}} = \\frac{{{n}({a} + {paren(last)})}}{{2}} = {value}$.",
             )
-        return Problem(f"seq.{kind}", {"a": a, "d": d, "n": n}, questions, steps, str(value))
+        return Instance(f"seq.{kind}", {"a": a, "d": d, "n": n}, questions, steps, str(value))
     r = (
         Fraction(rng.choice([2, 3, -2]))
         if kind != "geo_inf"
@@ -220,4 +220,4 @@ def make_sequences(rng: random.Random, difficulty: int) -> Problem:
             f"The ratio is ${tex(r)}$, and $|r| < 1$ so the series converges.",
             f"$S = \\frac{{{a}}}{{1 - {paren(r)}}} = {tex(value)}$.",
         )
-    return Problem(f"seq.{kind}", {"a": a, "r": str(r), "n": n}, questions, steps, frac(value), "fraction")
+    return Instance(f"seq.{kind}", {"a": a, "r": str(r), "n": n}, questions, steps, frac(value), "fraction")

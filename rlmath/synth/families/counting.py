@@ -7,13 +7,13 @@ from collections import Counter
 from fractions import Fraction
 from math import comb, factorial, perm
 
-from rlmath.synth.problem import Problem, register
+from rlmath.synth.registry import Instance, register
 from rlmath.synth.render import frac, tex
 
 _WORDS = ["MATH", "LEVEL", "APPLE", "BANANA", "LETTER", "COFFEE", "BALLOON", "SUCCESS", "MISSISSIPPI", "STATISTICS"]
 
 
-def _choose(rng: random.Random, difficulty: int) -> Problem:
+def _choose(rng: random.Random, difficulty: int) -> Instance:
     """C(n, k) phrased as picking a committee / toppings / cards."""
     n = rng.randint(4, 6 + 3 * difficulty)
     k = rng.randint(2, min(n - 1, 2 + difficulty))
@@ -27,10 +27,10 @@ def _choose(rng: random.Random, difficulty: int) -> Problem:
         f"Order does not matter, so count combinations: $\\binom{{{n}}}{{{k}}} = \\frac{{{n}!}}{{{k}!\\,{n - k}!}}$.",
         f"$\\binom{{{n}}}{{{k}}} = {value}$.",
     )
-    return Problem("count.choose", {"n": n, "k": k}, questions, steps, str(value))
+    return Instance("count.choose", {"n": n, "k": k}, questions, steps, str(value))
 
 
-def _arrange(rng: random.Random, difficulty: int) -> Problem:
+def _arrange(rng: random.Random, difficulty: int) -> Instance:
     """P(n, k): ordered selections (podium finishes, officer roles)."""
     n = rng.randint(4, 5 + 2 * difficulty)
     k = rng.randint(2, min(n, 1 + difficulty))
@@ -42,10 +42,10 @@ def _arrange(rng: random.Random, difficulty: int) -> Problem:
     )
     factors = " \\times ".join(str(n - i) for i in range(k))
     steps = ("Order matters, so count permutations.", f"$P({n}, {k}) = {factors} = {value}$.")
-    return Problem("count.arrange", {"n": n, "k": k}, questions, steps, str(value))
+    return Instance("count.arrange", {"n": n, "k": k}, questions, steps, str(value))
 
 
-def _word(rng: random.Random, difficulty: int) -> Problem:
+def _word(rng: random.Random, difficulty: int) -> Instance:
     """Distinct arrangements of the letters of a word with repeated letters."""
     word = rng.choice(_WORDS[: 3 + 2 * difficulty])
     counts = Counter(word)
@@ -62,15 +62,15 @@ def _word(rng: random.Random, difficulty: int) -> Problem:
         f"{word} has {len(word)} letters; {repeats}.",
         f"Divide ${len(word)}!$ by the repeats: $\\frac{{{len(word)}!}}{{{denom}}} = {value}$.",
     )
-    return Problem("count.word", {"word": word}, questions, steps, str(value))
+    return Instance("count.word", {"word": word}, questions, steps, str(value))
 
 
 @register("counting", "combinatorics", "Combinations, permutations and arrangements of words with repeated letters.")
-def make_counting(rng: random.Random, difficulty: int) -> Problem:
+def make_counting(rng: random.Random, difficulty: int) -> Instance:
     return rng.choice([_choose, _arrange] + ([_word] if difficulty >= 2 else []))(rng, difficulty)
 
 
-def _dice(rng: random.Random, difficulty: int) -> Problem:
+def _dice(rng: random.Random, difficulty: int) -> Instance:
     """Probability the sum of two dice takes a value (or exceeds it at higher levels)."""
     target = rng.randint(3, 11)
     at_least = difficulty >= 3 and rng.random() < 0.5
@@ -85,10 +85,10 @@ def _dice(rng: random.Random, difficulty: int) -> Problem:
         f"There are 36 equally likely outcomes; {hits} of them have sum {cond}.",
         f"$P = \\frac{{{hits}}}{{36}} = {tex(p)}$.",
     )
-    return Problem("prob.dice", {"target": target, "at_least": at_least}, questions, steps, frac(p), "fraction")
+    return Instance("prob.dice", {"target": target, "at_least": at_least}, questions, steps, frac(p), "fraction")
 
 
-def _urn(rng: random.Random, difficulty: int) -> Problem:
+def _urn(rng: random.Random, difficulty: int) -> Instance:
     """Drawing one or two balls without replacement from an urn."""
     red, blue = rng.randint(2, 3 + 2 * difficulty), rng.randint(2, 3 + 2 * difficulty)
     total = red + blue
@@ -99,7 +99,7 @@ def _urn(rng: random.Random, difficulty: int) -> Problem:
             f"An urn has {red} red balls and {blue} blue balls. Find the probability that a random ball is red.",
         )
         steps = (f"There are {total} marbles, {red} of them red.", f"$P = \\frac{{{red}}}{{{total}}} = {tex(p)}$.")
-        return Problem("prob.urn1", {"r": red, "b": blue}, questions, steps, frac(p), "fraction")
+        return Instance("prob.urn1", {"r": red, "b": blue}, questions, steps, frac(p), "fraction")
     p = Fraction(red, total) * Fraction(red - 1, total - 1)
     questions = (
         f"A bag holds {red} red and {blue} blue marbles. Two are drawn without replacement. What is the probability both are red?",
@@ -109,10 +109,10 @@ def _urn(rng: random.Random, difficulty: int) -> Problem:
         f"First draw red: $\\frac{{{red}}}{{{total}}}$; then red again: $\\frac{{{red - 1}}}{{{total - 1}}}$.",
         f"Multiply: $\\frac{{{red}}}{{{total}}} \\cdot \\frac{{{red - 1}}}{{{total - 1}}} = {tex(p)}$.",
     )
-    return Problem("prob.urn2", {"r": red, "b": blue}, questions, steps, frac(p), "fraction")
+    return Instance("prob.urn2", {"r": red, "b": blue}, questions, steps, frac(p), "fraction")
 
 
-def _coins(rng: random.Random, difficulty: int) -> Problem:
+def _coins(rng: random.Random, difficulty: int) -> Instance:
     """Exactly k heads in n fair coin flips."""
     n = rng.randint(2, 3 + difficulty)
     k = rng.randint(0, n)
@@ -125,11 +125,11 @@ def _coins(rng: random.Random, difficulty: int) -> Problem:
         f"There are $2^{{{n}}} = {2 ** n}$ equally likely sequences and $\\binom{{{n}}}{{{k}}} = {comb(n, k)}$ have {k} heads.",
         f"$P = {tex(p)}$.",
     )
-    return Problem("prob.coins", {"n": n, "k": k}, questions, steps, frac(p), "fraction")
+    return Instance("prob.coins", {"n": n, "k": k}, questions, steps, frac(p), "fraction")
 
 
 @register(
     "probability", "combinatorics", "Classical probability with dice, urns and coins; answers as reduced fractions."
 )
-def make_probability(rng: random.Random, difficulty: int) -> Problem:
+def make_probability(rng: random.Random, difficulty: int) -> Instance:
     return rng.choice([_dice, _urn] + ([_coins] if difficulty >= 2 else []))(rng, difficulty)

@@ -6,7 +6,7 @@ import random
 from fractions import Fraction
 from typing import List
 
-from rlmath.synth.problem import Problem, register
+from rlmath.synth.registry import Instance, register
 from rlmath.synth.render import decimal, frac, join_list, paren, tex
 
 # (unit, larger unit, factor, noun) -- factor = how many of `unit` in one `larger unit`.
@@ -37,7 +37,7 @@ def _median(values: List[int]) -> Fraction:
 
 
 @register("statistics", "statistics", "Mean, median, range and a missing value given the mean.")
-def make_statistics(rng: random.Random, difficulty: int) -> Problem:
+def make_statistics(rng: random.Random, difficulty: int) -> Instance:
     size = rng.randint(4, 4 + 2 * difficulty)
     values = [rng.randint(1, 10 * difficulty + 10) for _ in range(size)]
     kind = rng.choice(["mean", "median", "range", "missing"][: 2 + (difficulty + 1) // 2])
@@ -50,7 +50,7 @@ def make_statistics(rng: random.Random, difficulty: int) -> Problem:
             f"Compute the arithmetic mean of {listed}.",
         )
         steps = (f"The sum is {' + '.join(map(str, values))} = {sum(values)}.", f"Divide by {size}: ${tex(mean)}$.")
-        return Problem("stats.mean", {"v": values}, questions, steps, frac(mean), "fraction")
+        return Instance("stats.mean", {"v": values}, questions, steps, frac(mean), "fraction")
     if kind == "median":
         med = _median(values)
         questions = (
@@ -61,7 +61,7 @@ def make_statistics(rng: random.Random, difficulty: int) -> Problem:
             f"Sort: {', '.join(map(str, sorted(values)))}.",
             f"{'The middle value' if size % 2 else 'The mean of the two middle values'} is ${tex(med)}$.",
         )
-        return Problem("stats.median", {"v": values}, questions, steps, frac(med), "fraction")
+        return Instance("stats.median", {"v": values}, questions, steps, frac(med), "fraction")
     if kind == "range":
         questions = (
             f"What is the range of {listed}?",
@@ -71,7 +71,7 @@ def make_statistics(rng: random.Random, difficulty: int) -> Problem:
             f"Largest is {max(values)}, smallest is {min(values)}.",
             f"Range = {max(values)} - {min(values)} = {max(values) - min(values)}.",
         )
-        return Problem("stats.range", {"v": values}, questions, steps, str(max(values) - min(values)))
+        return Instance("stats.range", {"v": values}, questions, steps, str(max(values) - min(values)))
     known = values[:-1]
     mean = -(-(sum(known) + 1) // size) + rng.randint(0, 5 * difficulty)  # keeps the missing value positive
     missing = mean * size - sum(known)
@@ -83,11 +83,11 @@ def make_statistics(rng: random.Random, difficulty: int) -> Problem:
         f"The total must be ${size} \\times {mean} = {mean * size}$.",
         f"The known numbers sum to {sum(known)}, so the last is ${mean * size} - {sum(known)} = {missing}$.",
     )
-    return Problem("stats.missing", {"known": known, "mean": mean}, questions, steps, str(missing))
+    return Instance("stats.missing", {"known": known, "mean": mean}, questions, steps, str(missing))
 
 
 @register("unit_conversion", "measurement", "Convert between metric and imperial/time units, in one or two steps.")
-def make_unit_conversion(rng: random.Random, difficulty: int) -> Problem:
+def make_unit_conversion(rng: random.Random, difficulty: int) -> Instance:
     small, big, factor, noun = rng.choice(_UNITS[: 4 + 2 * difficulty])
     if difficulty <= 2 or rng.random() < 0.5:
         amount = Fraction(rng.randint(1, 20 * difficulty), rng.choice([1, 2, 4]) if difficulty >= 3 else 1)
@@ -101,7 +101,7 @@ def make_unit_conversion(rng: random.Random, difficulty: int) -> Problem:
             f"One {_singular(big)} is {factor} {small}.",
             f"${decimal(amount)} \\times {factor} = {decimal(value)}$.",
         )
-        return Problem("units.up", {"u": big, "amount": str(amount)}, questions, steps, decimal(value), "decimal")
+        return Instance("units.up", {"u": big, "amount": str(amount)}, questions, steps, decimal(value), "decimal")
     value = Fraction(rng.randint(1, 40), rng.choice([1, 2, 4, 5]))
     amount = value * factor
     questions = (
@@ -113,7 +113,7 @@ def make_unit_conversion(rng: random.Random, difficulty: int) -> Problem:
         f"Divide by {factor}, the number of {small} in one of the {big}.",
         f"${decimal(amount)} \\div {factor} = {decimal(value)}$.",
     )
-    return Problem("units.down", {"u": small, "amount": str(amount)}, questions, steps, decimal(value), "decimal")
+    return Instance("units.down", {"u": small, "amount": str(amount)}, questions, steps, decimal(value), "decimal")
 
 
 def det(m: List[List[int]]) -> int:
@@ -133,7 +133,7 @@ def _matrix_tex(m: List[List[int]]) -> str:
 
 
 @register("determinant", "linear algebra", "Determinants of 2x2 (low levels) and 3x3 (high levels) integer matrices.")
-def make_determinant(rng: random.Random, difficulty: int) -> Problem:
+def make_determinant(rng: random.Random, difficulty: int) -> Instance:
     size = 2 if difficulty <= 2 else 3
     hi = 3 + 2 * difficulty if size == 2 else difficulty + 1
     m = [[rng.randint(-hi, hi) for _ in range(size)] for _ in range(size)]
@@ -156,4 +156,4 @@ def make_determinant(rng: random.Random, difficulty: int) -> Problem:
             f"The 2x2 minors are {', '.join(map(str, minors))}.",
             f"$\\det = {expansion[2:]} = {value}$.",
         )
-    return Problem(f"det.{size}x{size}", {"m": m}, questions, steps, str(value))
+    return Instance(f"det.{size}x{size}", {"m": m}, questions, steps, str(value))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from fractions import Fraction
 
-from rlmath.synth.problem import Problem, register
+from rlmath.synth.registry import Instance, register
 from rlmath.synth.render import frac, tex
 
 _TRIPLES = [(3, 4, 5), (5, 12, 13), (8, 15, 17), (7, 24, 25), (20, 21, 29), (9, 40, 41)]
@@ -22,7 +22,7 @@ def _pi(coef: Fraction) -> str:
 
 
 @register("area", "geometry", "Areas of rectangles, triangles, trapezoids and circles (answers in terms of pi).")
-def make_area(rng: random.Random, difficulty: int) -> Problem:
+def make_area(rng: random.Random, difficulty: int) -> Instance:
     shape = rng.choice(["rectangle", "triangle", "trapezoid", "circle", "sector"][: 1 + difficulty])
     s = 3 * difficulty + 5
     if shape == "rectangle":
@@ -31,7 +31,7 @@ def make_area(rng: random.Random, difficulty: int) -> Problem:
             f"A rectangle is {w} cm wide and {h} cm tall. What is its area in square centimetres?",
             f"Find the area of a {w} by {h} rectangle.",
         )
-        return Problem(
+        return Instance(
             "area.rectangle",
             {"w": w, "h": h},
             questions,
@@ -45,7 +45,7 @@ def make_area(rng: random.Random, difficulty: int) -> Problem:
             f"A triangle has base {b} and height {h}. What is its area?",
             f"Find the area of a triangle with base {b} m and height {h} m, in square metres.",
         )
-        return Problem(
+        return Instance(
             "area.triangle",
             {"b": b, "h": h},
             questions,
@@ -60,7 +60,7 @@ def make_area(rng: random.Random, difficulty: int) -> Problem:
             f"A trapezoid has parallel sides {a} and {b} and height {h}. Find its area.",
             f"What is the area of a trapezoid with bases {a} and {b} and height {h}?",
         )
-        return Problem(
+        return Instance(
             "area.trapezoid",
             {"a": a, "b": b, "h": h},
             questions,
@@ -74,7 +74,7 @@ def make_area(rng: random.Random, difficulty: int) -> Problem:
             f"What is the area of a circle with radius {r}? Give the answer in terms of $\\pi$.",
             f"A circle has diameter {2 * r}. Find its area in terms of $\\pi$.",
         )
-        return Problem(
+        return Instance(
             "area.circle",
             {"r": r},
             questions,
@@ -92,13 +92,13 @@ def make_area(rng: random.Random, difficulty: int) -> Problem:
         f"The sector is $\\frac{{{angle}}}{{360}}$ of the circle of area ${_pi(Fraction(r * r))}$.",
         f"Area = ${_pi(coef)}$.",
     )
-    return Problem("area.sector", {"r": r, "angle": angle}, questions, steps, _pi(coef), "expr")
+    return Instance("area.sector", {"r": r, "angle": angle}, questions, steps, _pi(coef), "expr")
 
 
 @register(
     "pythagoras", "geometry", "Right triangles: missing sides from Pythagorean triples, distances between points."
 )
-def make_pythagoras(rng: random.Random, difficulty: int) -> Problem:
+def make_pythagoras(rng: random.Random, difficulty: int) -> Instance:
     a, b, c = rng.choice(_TRIPLES[: 2 + difficulty])
     k = rng.randint(1, 1 + difficulty)
     a, b, c = a * k, b * k, c * k
@@ -113,7 +113,7 @@ def make_pythagoras(rng: random.Random, difficulty: int) -> Problem:
             f"The horizontal and vertical differences are {a} and {b}.",
             f"$d = \\sqrt{{{a}^2 + {b}^2}} = \\sqrt{{{c * c}}} = {c}$.",
         )
-        return Problem("pyth.distance", {"p": [x1, y1], "q": [x2, y2]}, questions, steps, str(c))
+        return Instance("pyth.distance", {"p": [x1, y1], "q": [x2, y2]}, questions, steps, str(c))
     if rng.random() < 0.5:
         questions = (
             f"A right triangle has legs {a} and {b}. How long is the hypotenuse?",
@@ -121,17 +121,17 @@ def make_pythagoras(rng: random.Random, difficulty: int) -> Problem:
             f"A ladder reaches {b} m up a wall with its foot {a} m from the wall. How long is the ladder, in metres?",
         )
         steps = (f"$c^2 = {a}^2 + {b}^2 = {a * a} + {b * b} = {c * c}$.", f"$c = \\sqrt{{{c * c}}} = {c}$.")
-        return Problem("pyth.hypotenuse", {"a": a, "b": b}, questions, steps, str(c))
+        return Instance("pyth.hypotenuse", {"a": a, "b": b}, questions, steps, str(c))
     questions = (
         f"A right triangle has hypotenuse {c} and one leg {a}. How long is the other leg?",
         f"The hypotenuse of a right triangle is {c} and a leg is {a}. Find the other leg.",
     )
     steps = (f"$b^2 = {c}^2 - {a}^2 = {c * c} - {a * a} = {b * b}$.", f"$b = \\sqrt{{{b * b}}} = {b}$.")
-    return Problem("pyth.leg", {"a": a, "c": c}, questions, steps, str(b))
+    return Instance("pyth.leg", {"a": a, "c": c}, questions, steps, str(b))
 
 
 @register("angles", "geometry", "Angle facts: triangles, supplementary angles, polygon interior and exterior angles.")
-def make_angles(rng: random.Random, difficulty: int) -> Problem:
+def make_angles(rng: random.Random, difficulty: int) -> Instance:
     kind = rng.choice(
         ["triangle", "supplement", "interior_sum", "regular_interior", "exterior_sides"][: 1 + difficulty]
     )
@@ -141,7 +141,7 @@ def make_angles(rng: random.Random, difficulty: int) -> Problem:
             f"Two angles of a triangle are ${x}^\\circ$ and ${y}^\\circ$. What is the third angle in degrees?",
             f"A triangle has angles {x}\u00b0 and {y}\u00b0. Find the remaining angle, in degrees.",
         )
-        return Problem(
+        return Instance(
             "angle.triangle",
             {"x": x, "y": y},
             questions,
@@ -154,14 +154,14 @@ def make_angles(rng: random.Random, difficulty: int) -> Problem:
             f"What is the supplement of a ${x}^\\circ$ angle, in degrees?",
             f"Two angles on a straight line add up to $180^\\circ$. One is ${x}^\\circ$. Find the other.",
         )
-        return Problem("angle.supplement", {"x": x}, questions, (f"$180 - {x} = {180 - x}$.",), str(180 - x))
+        return Instance("angle.supplement", {"x": x}, questions, (f"$180 - {x} = {180 - x}$.",), str(180 - x))
     n = rng.randint(5, 6 + 2 * difficulty)
     if kind == "interior_sum":
         questions = (
             f"What is the sum of the interior angles of a polygon with {n} sides, in degrees?",
             f"Find the interior angle sum of a {n}-gon in degrees.",
         )
-        return Problem(
+        return Instance(
             "angle.sum",
             {"n": n},
             questions,
@@ -178,13 +178,13 @@ def make_angles(rng: random.Random, difficulty: int) -> Problem:
             f"The interior angles sum to ${(n - 2) * 180}$.",
             f"Each of the {n} equal angles is $\\frac{{{(n - 2) * 180}}}{{{n}}} = {tex(value)}$.",
         )
-        return Problem("angle.regular", {"n": n}, questions, steps, frac(value), "fraction")
+        return Instance("angle.regular", {"n": n}, questions, steps, frac(value), "fraction")
     ext = rng.choice([d for d in range(5, 73) if 360 % d == 0])
     questions = (
         f"Each exterior angle of a regular polygon is ${ext}^\\circ$. How many sides does it have?",
         f"A regular polygon has exterior angles of {ext} degrees. Find its number of sides.",
     )
-    return Problem(
+    return Instance(
         "angle.sides",
         {"ext": ext},
         questions,

@@ -6,7 +6,7 @@ import random
 from math import gcd
 from typing import Dict
 
-from rlmath.synth.problem import Problem, register
+from rlmath.synth.registry import Instance, register
 
 _PRIMES = [2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31]
 
@@ -42,7 +42,7 @@ def _composite(rng: random.Random, difficulty: int) -> int:
 
 
 @register("gcd_lcm", "number theory", "Greatest common divisor and least common multiple via prime factorisations.")
-def make_gcd_lcm(rng: random.Random, difficulty: int) -> Problem:
+def make_gcd_lcm(rng: random.Random, difficulty: int) -> Instance:
     common = _composite(rng, max(1, difficulty - 2))
     a, b = common * rng.randint(1, 3 + difficulty), common * rng.randint(2, 3 + difficulty)
     nums = [a, b] + ([common * rng.randint(1, 6)] if difficulty == 5 else [])
@@ -76,11 +76,11 @@ def make_gcd_lcm(rng: random.Random, difficulty: int) -> Problem:
             f"Take every prime to its highest power: ${_tex_factors(factorize(lcm))} = {lcm}$.",
         )
         value = lcm
-    return Problem(f"nt.{which}", {"nums": nums}, questions, steps, str(value))
+    return Instance(f"nt.{which}", {"nums": nums}, questions, steps, str(value))
 
 
 @register("modular", "number theory", "Remainders, modular powers and linear congruences.")
-def make_modular(rng: random.Random, difficulty: int) -> Problem:
+def make_modular(rng: random.Random, difficulty: int) -> Instance:
     m = rng.randint(3, 6 + 3 * difficulty)
     if difficulty <= 2:
         n = rng.randint(10**difficulty, 10 ** (difficulty + 1))
@@ -91,7 +91,7 @@ def make_modular(rng: random.Random, difficulty: int) -> Problem:
             f"Find ${n} \\pmod{{{m}}}$ as a number from 0 to {m - 1}.",
         )
         steps = (f"${n} = {m} \\cdot {n // m} + {r}$.", f"So the remainder is {r}.")
-        return Problem("mod.remainder", {"n": n, "m": m}, questions, steps, str(r))
+        return Instance("mod.remainder", {"n": n, "m": m}, questions, steps, str(r))
     if difficulty <= 4:
         b, e = rng.randint(2, 9), rng.randint(5, 10 * difficulty)
         r = pow(b, e, m)
@@ -109,7 +109,7 @@ def make_modular(rng: random.Random, difficulty: int) -> Problem:
             f"Powers of {b} modulo {m} go {', '.join(map(str, cycle[:8]))}{', ...' if len(cycle) > 8 else ''} and then repeat.",
             f"Using repeated squaring (or the cycle), ${b}^{{{e}}} \\equiv {r} \\pmod{{{m}}}$.",
         )
-        return Problem("mod.power", {"b": b, "e": e, "m": m}, questions, steps, str(r))
+        return Instance("mod.power", {"b": b, "e": e, "m": m}, questions, steps, str(r))
     m = rng.choice([7, 11, 13, 17, 19, 23])
     a, x = rng.randint(2, m - 1), rng.randint(0, m - 1)
     c = rng.randint(1, m - 1)
@@ -124,13 +124,13 @@ def make_modular(rng: random.Random, difficulty: int) -> Problem:
         f"The inverse of {a} modulo {m} is {inv}, since ${a} \\cdot {inv} \\equiv 1$.",
         f"$x \\equiv {inv} \\cdot {(rhs - c) % m} \\equiv {x} \\pmod{{{m}}}$.",
     )
-    return Problem("mod.congruence", {"a": a, "c": c, "rhs": rhs, "m": m}, questions, steps, str(x))
+    return Instance("mod.congruence", {"a": a, "c": c, "rhs": rhs, "m": m}, questions, steps, str(x))
 
 
 @register(
     "prime_factors", "number theory", "Prime factorisation questions: largest prime factor, divisor counts, sums."
 )
-def make_prime_factors(rng: random.Random, difficulty: int) -> Problem:
+def make_prime_factors(rng: random.Random, difficulty: int) -> Instance:
     n = _composite(rng, difficulty)
     f = factorize(n)
     ask = rng.choice(["largest", "distinct", "divisors", "sum"][: 2 + (difficulty + 1) // 2])
@@ -160,7 +160,7 @@ def make_prime_factors(rng: random.Random, difficulty: int) -> Problem:
             f"What is the sum of the distinct prime factors of {n}?",
             f"Add up the different primes that divide {n}.",
         )
-    return Problem(f"prime.{ask}", {"n": n}, questions, tuple(steps), str(value))
+    return Instance(f"prime.{ask}", {"n": n}, questions, tuple(steps), str(value))
 
 
 def to_base(n: int, b: int) -> str:
@@ -177,7 +177,7 @@ def to_base(n: int, b: int) -> str:
 
 
 @register("base_conversion", "number theory", "Convert between base 10 and bases 2-9.")
-def make_base_conversion(rng: random.Random, difficulty: int) -> Problem:
+def make_base_conversion(rng: random.Random, difficulty: int) -> Instance:
     b = rng.choice([2, 8] if difficulty == 1 else [2, 3, 4, 5, 6, 7, 8, 9])
     n = rng.randint(b + 1, 20 * 4**difficulty)  # at least two digits in base b
     digits = to_base(n, b)
@@ -189,7 +189,7 @@ def make_base_conversion(rng: random.Random, difficulty: int) -> Problem:
             f"Write ${digits}_{{{b}}}$ as a base-ten number.",
         )
         steps = (f"Expand by place value: ${expansion} = {n}$.",)
-        return Problem("base.to10", {"n": n, "b": b}, questions, steps, str(n))
+        return Instance("base.to10", {"n": n, "b": b}, questions, steps, str(n))
     steps, x = [], n
     while x:
         steps.append(f"${x} \\div {b} = {x // b}$ remainder {x % b}.")
@@ -200,4 +200,4 @@ def make_base_conversion(rng: random.Random, difficulty: int) -> Problem:
         f"Write the decimal number {n} in base {b} (digits only).",
         f"What is {n} in base {b}? Answer with the digit string.",
     )
-    return Problem("base.from10", {"n": n, "b": b}, questions, tuple(steps), digits)
+    return Instance("base.from10", {"n": n, "b": b}, questions, tuple(steps), digits)

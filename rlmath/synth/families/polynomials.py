@@ -10,7 +10,7 @@ import random
 from fractions import Fraction
 from typing import List
 
-from rlmath.synth.problem import Problem, register
+from rlmath.synth.registry import Instance, register
 from rlmath.synth.render import frac, paren, poly, tex
 
 
@@ -44,7 +44,7 @@ def _factor(rng: random.Random, lead_hi: int, const_hi: int, degree: int = 1) ->
 
 
 @register("poly_expand", "polynomials", "Expand a product of polynomial factors into standard form.")
-def make_poly_expand(rng: random.Random, difficulty: int) -> Problem:
+def make_poly_expand(rng: random.Random, difficulty: int) -> Instance:
     if difficulty == 4 and rng.random() < 0.5:
         f = _factor(rng, 1, 4)
         factors = [f, f, f]
@@ -69,13 +69,13 @@ def make_poly_expand(rng: random.Random, difficulty: int) -> Problem:
         f"Write ${shown}$ as a polynomial in standard form.",
         f"Multiply out and simplify ${shown}$.",
     )
-    return Problem("poly.expand", {"factors": factors}, questions, tuple(steps), poly(product), "expr")
+    return Instance("poly.expand", {"factors": factors}, questions, tuple(steps), poly(product), "expr")
 
 
 @register(
     "poly_eval", "polynomials", "Evaluate a polynomial at a point (or find a remainder by the remainder theorem)."
 )
-def make_poly_eval(rng: random.Random, difficulty: int) -> Problem:
+def make_poly_eval(rng: random.Random, difficulty: int) -> Instance:
     degree = min(difficulty + 1, 4)
     p = [rng.randint(1, 5)] + [rng.randint(-9, 9) for _ in range(degree)]
     x = rng.randint(-3, 3) if difficulty >= 3 else rng.randint(0, 4)
@@ -88,17 +88,17 @@ def make_poly_eval(rng: random.Random, difficulty: int) -> Problem:
             f"Find the remainder of $({poly(p)}) \\div (x {'-' if x >= 0 else '+'} {abs(x)})$.",
         )
         steps = (f"By the remainder theorem the remainder is $p({x})$.",) + steps
-        return Problem("poly.remainder", {"p": p, "x": x}, questions, steps, str(value))
+        return Instance("poly.remainder", {"p": p, "x": x}, questions, steps, str(value))
     questions = (
         f"If $p(x) = {poly(p)}$, what is $p({x})$?",
         f"Evaluate ${poly(p)}$ at $x = {x}$.",
         f"Let $f(x) = {poly(p)}$. Compute $f({x})$.",
     )
-    return Problem("poly.eval", {"p": p, "x": x}, questions, steps, str(value))
+    return Instance("poly.eval", {"p": p, "x": x}, questions, steps, str(value))
 
 
 @register("composition", "functions", "Compose two functions, numerically or symbolically.")
-def make_composition(rng: random.Random, difficulty: int) -> Problem:
+def make_composition(rng: random.Random, difficulty: int) -> Instance:
     f = [rng.randint(1, 5), rng.randint(-6, 6)]
     g = [rng.randint(1, 3), rng.randint(-4, 4)] if difficulty <= 2 else [rng.randint(1, 2), 0, rng.randint(-5, 5)]
     k = rng.randint(-3, 4)
@@ -112,7 +112,7 @@ def make_composition(rng: random.Random, difficulty: int) -> Problem:
             f"If {defs}, what is $f(g({k}))$?",
         )
         steps = (f"First $g({k}) = {inner}$.", f"Then $f({inner}) = {value}$.")
-        return Problem("compose.value", {"f": f, "g": g, "k": k}, questions, steps, str(value))
+        return Instance("compose.value", {"f": f, "g": g, "k": k}, questions, steps, str(value))
     composed = mul_poly([f[0]], g)
     composed[-1] += f[1]
     questions = (
@@ -123,18 +123,18 @@ def make_composition(rng: random.Random, difficulty: int) -> Problem:
         f"Replace $x$ in $f$ by $g(x)$: $f(g(x)) = {f[0]}({poly(g)}) {'+' if f[1] >= 0 else '-'} {abs(f[1])}$.",
         f"Simplify: ${poly(composed)}$.",
     )
-    return Problem("compose.symbolic", {"f": f, "g": g}, questions, steps, poly(composed), "expr")
+    return Instance("compose.symbolic", {"f": f, "g": g}, questions, steps, poly(composed), "expr")
 
 
 @register("exponents", "powers", "Powers and exponent laws, including negative and fractional exponents.")
-def make_exponents(rng: random.Random, difficulty: int) -> Problem:
+def make_exponents(rng: random.Random, difficulty: int) -> Instance:
     base = rng.randint(2, 5 if difficulty < 3 else 3)
     if difficulty == 1:
         e = rng.randint(2, 4)
         questions = (f"What is ${base}^{{{e}}}$?", f"Compute ${base}^{{{e}}}$.", f"Evaluate {base} to the power {e}.")
         times = " \\times ".join([str(base)] * e)
         steps = (f"${base}^{{{e}}} = {times} = {base ** e}$.",)
-        return Problem("exp.power", {"b": base, "e": e}, questions, steps, str(base**e))
+        return Instance("exp.power", {"b": base, "e": e}, questions, steps, str(base**e))
     if difficulty <= 3:
         m, n, k = rng.randint(2, 6), rng.randint(2, 6), rng.randint(1, 5)
         e = m + n - k
@@ -145,7 +145,7 @@ def make_exponents(rng: random.Random, difficulty: int) -> Problem:
             f"${base}^{{{e}}} = {tex(value)}$.",
         )
         questions = (f"Simplify ${expr}$ to a number.", f"Evaluate ${expr}$.", f"What is the value of ${expr}$?")
-        return Problem("exp.laws", {"b": base, "m": m, "n": n, "k": k}, questions, steps, frac(value), "fraction")
+        return Instance("exp.laws", {"b": base, "m": m, "n": n, "k": k}, questions, steps, frac(value), "fraction")
     if difficulty == 4:
         e = -rng.randint(1, 3)
         value = Fraction(base) ** e
@@ -157,7 +157,7 @@ def make_exponents(rng: random.Random, difficulty: int) -> Problem:
         steps = (
             f"A negative exponent means a reciprocal: ${base}^{{{e}}} = \\frac{{1}}{{{base}^{{{-e}}}}} = {tex(value)}$.",
         )
-        return Problem("exp.negative", {"b": base, "e": e}, questions, steps, frac(value), "fraction")
+        return Instance("exp.negative", {"b": base, "e": e}, questions, steps, frac(value), "fraction")
     root, power = rng.choice([(2, 3), (3, 2), (2, 5), (3, 4), (4, 3), (2, -3), (3, -2)])
     r = rng.randint(2, 4)
     b = r**root
@@ -171,7 +171,7 @@ def make_exponents(rng: random.Random, difficulty: int) -> Problem:
         f"Take the root first: $\\sqrt[{root}]{{{b}}} = {r}$.",
         f"Then raise to the power {power}: ${r}^{{{power}}} = {tex(value)}$.",
     )
-    return Problem("exp.fractional", {"b": b, "p": power, "q": root}, questions, steps, frac(value), "fraction")
+    return Instance("exp.fractional", {"b": b, "p": power, "q": root}, questions, steps, frac(value), "fraction")
 
 
 def _split_square(n: int) -> tuple[int, int]:
@@ -197,7 +197,7 @@ def surd(a: int, b: int) -> str:
 
 
 @register("surds", "powers", "Simplify square roots and sums of like surds.")
-def make_surds(rng: random.Random, difficulty: int) -> Problem:
+def make_surds(rng: random.Random, difficulty: int) -> Instance:
     free = rng.choice([2, 3, 5, 6, 7, 10])
     if difficulty <= 2:
         a = rng.randint(2, 3 + 2 * difficulty)
@@ -211,7 +211,7 @@ def make_surds(rng: random.Random, difficulty: int) -> Problem:
             f"${n} = {a * a} \\cdot {free}$ and ${a * a}$ is a perfect square.",
             f"$\\sqrt{{{n}}} = {a}\\sqrt{{{free}}}$.",
         )
-        return Problem("surd.simplify", {"n": n}, questions, steps, surd(a, free), "expr")
+        return Instance("surd.simplify", {"n": n}, questions, steps, surd(a, free), "expr")
     if difficulty == 3:
         x, y = rng.randint(1, 6) * free, rng.randint(1, 6) * free
         a, b = _split_square(x * y)
@@ -220,7 +220,7 @@ def make_surds(rng: random.Random, difficulty: int) -> Problem:
             f"Write $\\sqrt{{{x}}}\\sqrt{{{y}}}$ in simplest radical form.",
         )
         steps = (f"$\\sqrt{{{x}}} \\cdot \\sqrt{{{y}}} = \\sqrt{{{x * y}}}$.", f"$\\sqrt{{{x * y}}} = {surd(a, b)}$.")
-        return Problem("surd.product", {"x": x, "y": y}, questions, steps, surd(a, b), "expr")
+        return Instance("surd.product", {"x": x, "y": y}, questions, steps, surd(a, b), "expr")
     count = 2 if difficulty == 4 else 3
     coefs = [rng.randint(1, 5) for _ in range(count)]
     roots = [rng.randint(1, 4) for _ in range(count)]
@@ -240,7 +240,7 @@ def make_surds(rng: random.Random, difficulty: int) -> Problem:
     )
     questions = (f"Simplify ${expr}$.", f"Combine and simplify: ${expr}$.", f"Write ${expr}$ as a single surd.")
     steps = (f"Simplify each root: ${simplified}$.", f"Combine like surds: ${surd(total, free)}$.")
-    return Problem(
+    return Instance(
         "surd.sum",
         {"coefs": coefs, "roots": roots, "signs": signs, "free": free},
         questions,

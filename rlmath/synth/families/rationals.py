@@ -10,7 +10,7 @@ import random
 from fractions import Fraction
 from math import gcd
 
-from rlmath.synth.problem import Problem, register
+from rlmath.synth.registry import Instance, register
 from rlmath.synth.render import decimal, frac, join_list, tex
 
 _OPS = {"+": ("+", "sum"), "-": ("-", "difference"), "*": ("\\times", "product"), "/": ("\\div", "quotient")}
@@ -38,7 +38,7 @@ def _combine(op: str, a: Fraction, b: Fraction) -> tuple[Fraction, str]:
 
 
 @register("fractions", "rationals", "Add, subtract, multiply and divide fractions; answer in lowest terms.")
-def make_fractions(rng: random.Random, difficulty: int) -> Problem:
+def make_fractions(rng: random.Random, difficulty: int) -> Instance:
     max_den = {1: 6, 2: 9, 3: 12, 4: 12, 5: 15}[difficulty]
     ops = {1: "+-", 2: "+-*", 3: "+-*/", 4: "+-*/", 5: "+-*/"}[difficulty]
     terms = 3 if difficulty >= 4 else 2
@@ -60,7 +60,7 @@ def make_fractions(rng: random.Random, difficulty: int) -> Problem:
         f"Simplify ${expr}$.",
     )
     params = {"values": [str(v) for v in values], "ops": chosen}
-    return Problem("fractions.chain", params, questions, tuple(steps), frac(total), "fraction")
+    return Instance("fractions.chain", params, questions, tuple(steps), frac(total), "fraction")
 
 
 def _dec(rng: random.Random, places: int, hi: int) -> Fraction:
@@ -85,7 +85,7 @@ def _decimal_operands(rng: random.Random, difficulty: int, op: str) -> tuple[Fra
 
 
 @register("decimals", "rationals", "Decimal arithmetic with exact terminating answers.")
-def make_decimals(rng: random.Random, difficulty: int) -> Problem:
+def make_decimals(rng: random.Random, difficulty: int) -> Instance:
     op = rng.choice({1: "+-", 2: "+-*", 3: "+-*", 4: "*/", 5: "*/+"}[difficulty])
     a, b = _decimal_operands(rng, difficulty, op)
     r = {"+": a + b, "-": a - b, "*": a * b, "/": a / b}[op]
@@ -103,7 +103,7 @@ def make_decimals(rng: random.Random, difficulty: int) -> Problem:
         f"What is the {word} of {decimal(a)} and {decimal(b)}?" if op in "+*" else f"Evaluate ${expr}$.",
         f"Find ${expr}$ as a decimal.",
     )
-    return Problem(
+    return Instance(
         f"decimals.{word}",
         {"a": str(a), "b": str(b), "op": op},
         questions,
@@ -113,7 +113,7 @@ def make_decimals(rng: random.Random, difficulty: int) -> Problem:
     )
 
 
-def _percent_of(rng: random.Random, difficulty: int) -> Problem:
+def _percent_of(rng: random.Random, difficulty: int) -> Instance:
     """p% of N with a whole or terminating answer."""
     p = rng.choice([10, 20, 25, 50, 75, 5, 15, 30, 40, 60, 12, 35, 45, 8, 2.5][: 4 + 3 * difficulty])
     n = rng.randint(1, 20 * difficulty) * 20
@@ -123,10 +123,10 @@ def _percent_of(rng: random.Random, difficulty: int) -> Problem:
         f"{p}% means {decimal(Fraction(str(p)) / 100)}.",
         f"${decimal(Fraction(str(p)) / 100)} \\times {n} = {decimal(r)}$.",
     )
-    return Problem("percent.of", {"p": p, "n": n}, questions, steps, decimal(r), "decimal")
+    return Instance("percent.of", {"p": p, "n": n}, questions, steps, decimal(r), "decimal")
 
 
-def _what_percent(rng: random.Random, difficulty: int) -> Problem:
+def _what_percent(rng: random.Random, difficulty: int) -> Instance:
     """A is what percent of B."""
     whole = rng.choice([20, 25, 40, 50, 80, 200, 400, 125, 250][: 3 + difficulty])
     part = (
@@ -146,10 +146,10 @@ def _what_percent(rng: random.Random, difficulty: int) -> Problem:
         f"Divide the part by the whole: $\\frac{{{part}}}{{{whole}}} = {decimal(part / whole)}$.",
         f"Multiply by 100: {decimal(r)}%.",
     )
-    return Problem("percent.what", {"part": str(part), "whole": whole}, questions, steps, decimal(r), "decimal")
+    return Instance("percent.what", {"part": str(part), "whole": whole}, questions, steps, decimal(r), "decimal")
 
 
-def _percent_change(rng: random.Random, difficulty: int) -> Problem:
+def _percent_change(rng: random.Random, difficulty: int) -> Instance:
     """Increase or decrease by p%, twice at the top level (successive changes)."""
     n = rng.randint(2, 30) * 100
     changes = [rng.choice([-20, -10, -5, 5, 10, 20, 25, 50]) for _ in range(2 if difficulty == 5 else 1)]
@@ -166,17 +166,17 @@ def _percent_change(rng: random.Random, difficulty: int) -> Problem:
         f"Start with {n} and apply these changes: {desc}. What is the result?",
         f"A quantity of {n} is {desc}. Find the final amount.",
     )
-    return Problem("percent.change", {"n": n, "changes": changes}, questions, tuple(steps), decimal(value), "decimal")
+    return Instance("percent.change", {"n": n, "changes": changes}, questions, tuple(steps), decimal(value), "decimal")
 
 
 @register("percents", "rationals", "Percent of a number, percentage of a whole, and (successive) percent change.")
-def make_percents(rng: random.Random, difficulty: int) -> Problem:
+def make_percents(rng: random.Random, difficulty: int) -> Instance:
     makers = [_percent_of, _what_percent] + ([_percent_change] if difficulty >= 3 else [])
     return rng.choice(makers)(rng, difficulty)
 
 
 @register("ratios", "rationals", "Share a quantity in a ratio, or scale one part of a ratio.")
-def make_ratios(rng: random.Random, difficulty: int) -> Problem:
+def make_ratios(rng: random.Random, difficulty: int) -> Instance:
     parts = [rng.randint(1, 3 + difficulty) for _ in range(3 if difficulty >= 4 else 2)]
     g = gcd(*parts)
     parts = [p // g for p in parts]
@@ -197,7 +197,7 @@ def make_ratios(rng: random.Random, difficulty: int) -> Problem:
             f"One part is ${total} \\div {sum(parts)} = {unit}$.",
             f"Share {who + 1} is ${parts[who]} \\times {unit} = {share}$.",
         )
-        return Problem("ratio.share", {"parts": parts, "total": total, "who": who}, questions, steps, str(share))
+        return Instance("ratio.share", {"parts": parts, "total": total, "who": who}, questions, steps, str(share))
     other = (who + 1) % len(parts)
     known = parts[who] * unit
     questions = (
@@ -209,6 +209,6 @@ def make_ratios(rng: random.Random, difficulty: int) -> Problem:
         f"One part is ${known} \\div {parts[who]} = {unit}$.",
         f"The second quantity is ${parts[other]} \\times {unit} = {parts[other] * unit}$.",
     )
-    return Problem(
+    return Instance(
         "ratio.scale", {"a": parts[who], "b": parts[other], "known": known}, questions, steps, str(parts[other] * unit)
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 
-from rlmath.synth.problem import Problem, register
+from rlmath.synth.registry import Instance, register
 
 _NAMES = ["Maya", "Liam", "Sofia", "Noah", "Aisha", "Mateo", "Priya", "Lucas", "Zoe", "Kenji", "Amara", "Omar"]
 _GOODS = [
@@ -26,7 +26,7 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def _shopping(rng: random.Random, difficulty: int) -> Problem:
+def _shopping(rng: random.Random, difficulty: int) -> Instance:
     """Buy two kinds of items, optionally with a discount, pay with a bill; find the change."""
     name = rng.choice(_NAMES)
     (one_a, many_a), (one_b, many_b) = rng.sample(_GOODS, 2)
@@ -52,10 +52,10 @@ def _shopping(rng: random.Random, difficulty: int) -> Problem:
         f"At the shop, {many_a} are {pa} dollars each and {many_b} are {pb} dollars each. {name} takes {qa} {many_a} and {qb} {many_b}.{coupon} Paying with {bill} dollars, what change should {name} receive?",
     )
     params = {"qa": qa, "pa": pa, "qb": qb, "pb": pb, "discount": discount}
-    return Problem("word.shopping", params, questions, tuple(steps), str(bill - cost))
+    return Instance("word.shopping", params, questions, tuple(steps), str(bill - cost))
 
 
-def _savings(rng: random.Random, difficulty: int) -> Problem:
+def _savings(rng: random.Random, difficulty: int) -> Instance:
     """Weekly earnings minus weekly spending over several weeks, plus a starting amount."""
     name = rng.choice(_NAMES)
     earn, spend = rng.randint(10, 10 * difficulty + 20), rng.randint(1, 9)
@@ -73,7 +73,7 @@ def _savings(rng: random.Random, difficulty: int) -> Problem:
         f"{name}{had} earns {earn} dollars a week walking dogs and spends {_count(spend, 'dollar')} a week on snacks. How many dollars does {name} have after {weeks} weeks?",
         f"Every week {name} is paid {earn} dollars and spends {_count(spend, 'dollar')}.{f' {name} starts with {start} dollars.' if start else ''} How much money does {name} have after {weeks} weeks?",
     )
-    return Problem(
+    return Instance(
         "word.savings",
         {"earn": earn, "spend": spend, "weeks": weeks, "start": start},
         questions,
@@ -82,7 +82,7 @@ def _savings(rng: random.Random, difficulty: int) -> Problem:
     )
 
 
-def _bakery(rng: random.Random, difficulty: int) -> Problem:
+def _bakery(rng: random.Random, difficulty: int) -> Instance:
     """Produce trays of items, sell and give some away, pack the rest into boxes."""
     trays, per = rng.randint(2, 2 + difficulty), rng.randint(6, 6 + 4 * difficulty)
     made = trays * per
@@ -103,7 +103,7 @@ def _bakery(rng: random.Random, difficulty: int) -> Problem:
         f"A bakery bakes {trays} trays of {per} muffins. It sells {sold} muffins{gave}. The rest are packed in boxes of {box}. How many boxes are filled?",
         f"There are {trays} trays with {per} muffins on each. After {sold} are sold{f' and {given} are given away' if given else ''}, the remaining muffins go into boxes holding {box} each. How many boxes are needed?",
     )
-    return Problem(
+    return Instance(
         "word.bakery",
         {"trays": trays, "per": per, "sold": sold, "given": given, "box": box},
         questions,
@@ -112,7 +112,7 @@ def _bakery(rng: random.Random, difficulty: int) -> Problem:
     )
 
 
-def _travel(rng: random.Random, difficulty: int) -> Problem:
+def _travel(rng: random.Random, difficulty: int) -> Instance:
     """Two legs of a trip at different speeds; total distance (or average speed at level 5)."""
     v1, t1 = rng.randint(4, 12) * 5, rng.randint(1, 2 + difficulty)
     v2, t2 = rng.randint(4, 12) * 5, rng.randint(1, 1 + difficulty)
@@ -128,17 +128,17 @@ def _travel(rng: random.Random, difficulty: int) -> Problem:
         questions = (
             f"{name} drives {_count(t1, 'hour')} at {v1} km/h and then {_count(t2, 'hour')} at {v2} km/h. What is the average speed for the whole trip in km/h?",
         )
-        return Problem(
+        return Instance(
             "word.avg_speed", {"v": [v1, v2], "t": [t1, t2]}, questions, tuple(steps), str((d1 + d2) // (t1 + t2))
         )
     questions = (
         f"{name} drives {_count(t1, 'hour')} at {v1} km/h and then {_count(t2, 'hour')} at {v2} km/h. How many kilometres does {name} travel in total?",
         f"A train runs at {v1} km/h for {_count(t1, 'hour')}, then at {v2} km/h for {_count(t2, 'hour')}. What total distance does it cover, in km?",
     )
-    return Problem("word.travel", {"v": [v1, v2], "t": [t1, t2]}, questions, tuple(steps), str(d1 + d2))
+    return Instance("word.travel", {"v": [v1, v2], "t": [t1, t2]}, questions, tuple(steps), str(d1 + d2))
 
 
-def _ages(rng: random.Random, difficulty: int) -> Problem:
+def _ages(rng: random.Random, difficulty: int) -> Instance:
     """A parent is k times a child's age; find an age n years later."""
     child, k, n = rng.randint(3, 12), rng.randint(2, 3 + difficulty // 2), rng.randint(2, 5 * difficulty)
     parent = child * k
@@ -153,11 +153,11 @@ def _ages(rng: random.Random, difficulty: int) -> Problem:
         f"{b} is {child} years old. {a} is {k} times as old as {b}. What will the sum of their ages be in {n} years?",
         f"{a} is {k} times as old as {b}, who is {child}. In {n} years, what will their ages add up to?",
     )
-    return Problem("word.ages", {"child": child, "k": k, "n": n}, questions, steps, str(total))
+    return Instance("word.ages", {"child": child, "k": k, "n": n}, questions, steps, str(total))
 
 
 @register(
     "word_problems", "word problems", "Multi-step GSM-style story problems (shopping, savings, baking, travel, ages)."
 )
-def make_word_problems(rng: random.Random, difficulty: int) -> Problem:
+def make_word_problems(rng: random.Random, difficulty: int) -> Instance:
     return rng.choice([_shopping, _savings, _bakery, _travel, _ages])(rng, difficulty)

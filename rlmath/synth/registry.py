@@ -1,6 +1,7 @@
-"""The two types every family shares: a `Problem` instance and the `Family` that makes them.
+"""The family registry and the two types every family shares: an `Instance` and the `Family` that makes it.
 
-A family's `make(rng, difficulty)` returns one `Problem` holding *all* surface forms of the
+An `Instance` is one template with its parameters (not yet one question): a family's
+`make(rng, difficulty)` returns one holding *all* surface forms of the
 question. The engine, not the family, picks the wording, so a test can check every form and the
 train/test split can key on the instance (template + parameters) rather than on the wording.
 """
@@ -15,8 +16,8 @@ DIFFICULTIES = (1, 2, 3, 4, 5)
 
 
 @dataclass(frozen=True)
-class Problem:
-    """One problem instance: what is asked (template + params), how it may be worded, and its solution.
+class Instance:
+    """One template instance, every wording of it: what is asked (template + params), how it may be worded, and its solution.
 
     `params` identifies the instance independently of wording; it must be JSON-serialisable.
     `steps` are the worked-solution lines *before* the final boxed answer, which the engine appends.
@@ -37,7 +38,7 @@ class Family:
     name: str
     topic: str
     description: str
-    make: Callable[[random.Random, int], Problem] = field(repr=False)
+    make: Callable[[random.Random, int], Instance] = field(repr=False)
 
 
 FAMILIES: Dict[str, Family] = {}
@@ -50,7 +51,7 @@ def register(name: str, topic: str, description: str):
     as soon as `rlmath.synth` is imported.
     """
 
-    def wrap(make: Callable[[random.Random, int], Problem]):
+    def wrap(make: Callable[[random.Random, int], Instance]):
         if name in FAMILIES:
             raise ValueError(f"family {name!r} registered twice")
         FAMILIES[name] = Family(name=name, topic=topic, description=description, make=make)

@@ -3,7 +3,8 @@
 Rejection sampling (as in STaR / Phi-4's self-generated data): sample k solutions per training
 problem from the configured model (with ``lora.init_adapter`` if set), keep only the completions
 that ``rewards`` verifies against the gold answer, and write them in the engine's own format, so
-the result feeds ``algorithm: sft`` like any synthetic dataset. One kept solution per problem (the
+the result feeds ``algorithm: sft`` like any synthetic dataset. It lives above ``synth`` (which
+imports nothing of the trainer) because it needs the sampler and the policy. One kept solution per problem (the
 shortest verified one) keeps a problem the model finds easy from dominating the data.
 """
 
@@ -14,20 +15,20 @@ import time
 from pathlib import Path
 
 from rlmath.config import Config
+from rlmath.data import load_problems
 from rlmath.errors import RLMathError
-from rlmath.sampling import AdapterRef, SamplingRequest
+from rlmath.models import resolve_model
+from rlmath.policy import load_policy
+from rlmath.prompts import PromptEncoder
+from rlmath.rollout_scoring import score_groups
+from rlmath.sampling import AdapterRef, SamplingRequest, build_sampler
+from rlmath.synth import engine
+from rlmath.synth.command import rlmath_version
+from rlmath.synth.export import write_dataset
 
 
 def sample_verified(config: Config, out: Path, n: int, k: int, console=None) -> Path:
     """Sample ``k`` per problem for ``n`` training problems; write the verified ones to ``out``."""
-    from rlmath.data import load_problems
-    from rlmath.models import resolve_model
-    from rlmath.policy import load_policy
-    from rlmath.prompts import PromptEncoder
-    from rlmath.sampling import build_sampler
-    from rlmath.scoring import score_groups
-    from rlmath.synth.export import write_dataset
-
     started = time.perf_counter()
     problems = load_problems(config, "train")[:n]
     base = resolve_model(config.model.name_or_path)
@@ -72,9 +73,7 @@ def kept_items(problems, groups, correct: list[bool], model: str) -> list[dict]:
 
 
 def _stats(config: Config, n: int, k: int, problems: int, items: list[dict], seconds: float) -> dict:
-    from rlmath.synth import engine
-    from rlmath.synth.command import rlmath_version
-
+    """The card's stats, in the engine's stats schema so the same card writer works."""
     return {"engine_version": engine.ENGINE_VERSION, "rlmath_version": rlmath_version(), "seed": config.data.train_seed,
             "n_requested": n, "families": list(config.data.families), "difficulty": [config.data.difficulty] * 2,
             "check": "rewards.verify_batch on model samples", "retried": 0, "dropped_check": problems - len(items),

@@ -1,0 +1,218 @@
+"""The run lifecycle every recipe shares: set up, sync the adapter, evaluate, finish, fail cleanly.
+
+A recipe (GRPO in ``rlmath.loop``, SFT in ``rlmath.algorithms.sft``) is the part in the middle: it
+calls :func:`setup_run`, wraps its body in :func:`tracked_run`, trains, and hands its evaluated
+stages to :func:`finish_run`. What a recipe alone needs (an optimiser, a problem picker) it builds
+itself, so an SFT run never pays for GRPO's pieces.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from rlmath.config import Config
+from rlmath.data import Problem, load_problems
+from rlmath.errors import RLMathError
+from rlmath.eval_report import Stage, build_eval_report, comparison_metrics, print_eval_report, write_eval_report
+from rlmath.evaluation import EvalResult, evaluate
+from rlmath.model_registry import register_adapter
+from rlmath.models import resolve_model
+from rlmath.plots import plot_eval_report, plot_training_curves
+from rlmath.policy import load_policy, save_adapter, sequence_logprobs
+from rlmath.prompts import PromptEncoder
+from rlmath.sampling import AdapterRef, Sampler, SamplingRequest, build_sampler, max_tokens_from_lengths
+from rlmath.tracking import Tracker, new_run_dir
+from rlmath.vllm_server import probe_targets
+
+EVAL_PLOT = "reasoning_gains.png"
+"""The one eval plot of a run folder (every stage per family, 95% CIs); ``rlmath eval`` writes the same."""
+
+
+@dataclass
+class RunState:
+    """What every recipe's steps share; built once by :func:`setup_run`."""
+
+    config: Config
+    tracker: Tracker
+    policy: object
+    encoder: PromptEncoder
+    sampler: Sampler
+    train: list[Problem]
+    eval: list[Problem]
+    adapter: AdapterRef | None = None
+    version: int = 0  # adapter versions handed to the sampler; vLLM caches by this id, so never reuse one
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch: the run's random streams start here and only here."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def setup_run(config: Config) -> RunState:
+    """Resolve the model, then seed, load data and the policy, open the tracker, start the sampler.
+
+    Seeding comes after ``resolve_model``: a cold cache builds the model, and nothing that happens only
+    on a machine's first run may shift the run's random stream.
+    """
+    base = resolve_model(config.model.name_or_path)
+    seed_everything(config.seed)
+    train, held_out = load_problems(config, "train"), load_problems(config, "eval")
+    if config.eval.limit:
+        held_out = held_out[: config.eval.limit]
+    policy = load_policy(config, base)
+    config = cap_from_solutions(config, train, policy.tokenizer)
+    tracker = Tracker(config, new_run_dir(config, config.algorithm), kind="train")
+    log_datasets(tracker, config, train, held_out)
+    sampler = build_sampler(config, base, policy)
+    return RunState(config, tracker, policy, PromptEncoder(policy.tokenizer, config), sampler, train, held_out)
+
+
+def log_datasets(tracker: Tracker, config: Config, train: list[Problem], held_out: list[Problem]) -> None:
+    """Training data and eval set as mlflow dataset inputs (name, digest, source, size)."""
+    data = config.data
+    synth = {"generator": "rlmath.synth", "families": ",".join(data.families), "difficulty": data.difficulty}
+    train_source = data.path if data.source == "dataset" else synth | {"seed": data.train_seed}
+    eval_source = data.path if data.source == "dataset" else synth | {"seed": data.eval_seed}
+    tracker.log_dataset([asdict(p) for p in train], "train", "training", train_source)
+    tracker.log_dataset([asdict(p) for p in held_out], "eval", "evaluation", eval_source)
+
+
+def cap_from_solutions(config: Config, train: list[Problem], tokenizer) -> Config:
+    """With ``sampling.max_tokens_percentile`` set, derive the rollout cap from the worked solutions' lengths.
+
+    A cap below the solutions' own length truncates correct rollouts before their box; the resolved value
+    is what config.yaml and mlflow record.
+    """
+    s = config.sampling
+    lengths = [len(tokenizer.encode(p.solution, add_special_tokens=False)) for p in train if p.solution]
+    if s.max_tokens_percentile is None or not lengths:
+        return config
+    cap = max_tokens_from_lengths(lengths, s.max_tokens_percentile, s.max_tokens_slack, s.max_tokens)
+    return config.model_copy(update={"sampling": s.model_copy(update={"max_tokens": cap})})
+
+
+@contextmanager
+def tracked_run(tracker: Tracker, sampler: Sampler | None = None) -> Iterator[None]:
+    """Mark the mlflow run FAILED on any error (KILLED on Ctrl-C) and always close the sampler.
+
+    The body finishes the tracker itself on success (``finish_run``), so a run is never left RUNNING.
+    """
+    try:
+        yield
+    except KeyboardInterrupt:
+        tracker.finish("KILLED")
+        raise
+    except BaseException:
+        tracker.finish("FAILED")
+        raise
+    finally:
+        if sampler is not None:
+            sampler.close()
+
+
+def sync_adapter(state: RunState, step: int) -> AdapterRef:
+    """Save adapter files, point the sampler at them (no merge, no reload), probe, drop the old files."""
+    state.version += 1
+    path = save_adapter(state.policy.model, state.tracker.run_dir / "adapters" / f"v{state.version}")
+    adapter = AdapterRef("policy", state.version, str(path.resolve()))
+    if state.config.grpo.probe and state.config.sampling.backend in ("vllm", "vllm_server"):
+        # Every vLLM server replica is probed; the in-process engine is its own single target.
+        difference = max(probe_adapter(state, adapter, target) for target in probe_targets(state.sampler))
+        state.tracker.log_metrics({"sync/probe_max_abs_diff": difference}, step)
+    if state.adapter is not None and state.adapter.path != adapter.path:
+        shutil.rmtree(state.adapter.path, ignore_errors=True)
+    return adapter
+
+
+def probe_adapter(state: RunState, adapter: AdapterRef, sampler: Sampler | None = None) -> float:
+    """Fail loudly if the sampler's log-probs disagree with the trainer's, at the sampling temperature.
+
+    At T > 0 the sampler draws a short completion at the training temperature (top_p 1) and reports its
+    processed log-probs; the trainer scores the same tokens at that temperature. At T = 0 both score a
+    fixed completion. ``sampler`` is one probe target (a server replica); the run's sampler by default.
+    """
+    sampler = state.sampler if sampler is None else sampler
+    prompt = state.encoder([state.eval[0].question])[0]
+    temperature = state.config.sampling.temperature
+    if temperature > 0:
+        request = SamplingRequest(n=1, temperature=temperature, top_p=1.0, max_tokens=16)
+        sampled = sampler.generate([prompt], request, adapter)[0][0]
+        completion, theirs = sampled.token_ids, torch.tensor(sampled.logprobs)
+    else:
+        completion = state.policy.tokenizer.encode(f"The answer is \\boxed{{{state.eval[0].answer}}}.",
+                                                   add_special_tokens=False)
+        theirs = torch.tensor(sampler.completion_logprobs(prompt, completion, adapter))
+    with torch.no_grad():
+        ours = sequence_logprobs(state.policy.model, [prompt], [completion], state.policy.tokenizer.pad_token_id,
+                                 temperature=temperature)[0]
+    difference = float((ours - theirs).abs().max())
+    tolerance = state.config.grpo.probe_tolerance
+    if difference > tolerance:
+        where = f" at {sampler.url}" if hasattr(sampler, "url") else ""
+        raise RLMathError(f"adapter sync probe failed: the sampler's{where} log-probs differ from the trainer's by "
+                          f"{difference:.4f} > grpo.probe_tolerance={tolerance} "
+                          f"(is it still serving an old adapter? version {adapter.version} at {adapter.path})")
+    return difference
+
+
+def evaluate_and_log(state: RunState, stage_name: str, adapter: AdapterRef | None, step: int) -> EvalResult:
+    """Evaluate the held-out split with ``adapter``; metrics go to ``eval/<stage_name>/...``."""
+    result = evaluate(state.sampler, state.encoder, state.eval, state.config, adapter)
+    state.tracker.log_metrics(result.metrics(f"eval/{stage_name}"), step)
+    state.tracker.log_table(result.rows, f"eval_{stage_name}_completions.json")
+    return result
+
+
+def train_report(state: RunState, stages: list[Stage]) -> dict:
+    """eval.json v1 of a training run: its stages in order and base→sft, sft→final, base→final."""
+    names = [stage.name for stage in stages]
+    pairs = [(a, b) for a, b in (("base", "sft"), ("sft", "final"), ("base", "final")) if a in names and b in names]
+    config = state.config
+    meta = {"run_dir": str(state.tracker.run_dir), "mlflow_run_id": state.tracker.run_id, "seed": config.seed}
+    return build_eval_report(kind="train", dataset=f"config:{config.data.source}", category="family",
+                             trained_categories=list(config.data.families), stages=stages, comparisons=pairs,
+                             meta=meta, resamples=config.eval.bootstrap_resamples, seed=config.seed)
+
+
+def finish_run(state: RunState, stages: list[Stage], console) -> Path:
+    """Final adapter, eval.json, plots, registry, artifacts; print the comparison and what to open next."""
+    run_dir = state.tracker.run_dir
+    save_adapter(state.policy.model, run_dir / "adapter")
+    shutil.rmtree(run_dir / "adapters", ignore_errors=True)
+    report = train_report(state, stages)
+    write_eval_report(report, run_dir / "eval.json")
+    plots = [plot_eval_report(report, run_dir / EVAL_PLOT),
+             plot_training_curves(run_dir / "metrics.jsonl", run_dir / "training_curves.png")]
+    adapters = [path for path in (run_dir / "adapter_sft", run_dir / "adapter") if path.is_dir()]
+    for path in [*adapters, run_dir / "eval.json", run_dir / "config.yaml", *plots]:
+        state.tracker.log_artifact(path, path.name if path in adapters else None)
+    last_step = max(state.config.grpo.steps, 0) if state.config.algorithm == "grpo" else 0
+    state.tracker.log_metrics(comparison_metrics(report), last_step)
+    stage_metrics = {key: value for stage in stages
+                     for key, value in stage.result.metrics(f"eval/{stage.name}").items()}
+    final = stages[-1]
+    model_id = state.tracker.log_adapter_model(run_dir / "adapter", "final", last_step,
+                                               final.result.metrics(f"eval/{final.name}"))
+    register_adapter(state.tracker, stage_metrics, model_id=model_id)
+    state.tracker.finish()
+    print_eval_report(report, console)
+    if state.tracker.run_id:
+        console.print(f"mlflow ui --backend-store-uri {state.tracker.uri}   # then open http://127.0.0.1:5000")
+    return run_dir
+
+
+def progress_bar(console) -> Progress:
+    """The one progress display of a run (steps, elapsed, remaining)."""
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TimeRemainingColumn(), console=console)

@@ -1,0 +1,153 @@
+"""The multi-process learner: two CPU ranks (gloo) take the same step as one process on the same batch.
+
+SGD without clipping keeps the check sensitive to the gradient's scale: Adam's first step and a
+clipped gradient would hide a loss normalised by the wrong count.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from rlmath.algorithms.grpo import RolloutBatch, distributed_grpo_step, grpo_step
+from rlmath.config import load_config
+from rlmath.distributed import check_learner_config, shard_batch
+from rlmath.errors import RLMathError
+from rlmath.models import resolve_model
+from rlmath.policy import lora_state
+
+ROOT = Path(__file__).resolve().parents[1]
+GROUP = 2
+STEPS = 2
+
+
+def _config(loss_type: str):
+    return load_config(ROOT / "configs/smoke.yaml", [f"grpo.loss_type={loss_type}", "grpo.max_grad_norm=1e9",
+                                                     "grpo.micro_batch_size=3"])
+
+
+def _batch(groups: int) -> RolloutBatch:
+    """Prompts and completions of different lengths, so the token-level (dapo) weights differ per rank."""
+    generator = torch.Generator().manual_seed(0)
+    prompts, completions = [], []
+    for row in range(groups * GROUP):
+        prompts.append(torch.randint(5, 1000, (4 + row % 3,), generator=generator).tolist())
+        completions.append(torch.randint(5, 1000, (2 + (row * 5) % 7,), generator=generator).tolist())
+    advantages = torch.randn(groups * GROUP, generator=generator)
+    # about ln(vocab): a random model's log-probs, so the importance weights are near 1
+    return RolloutBatch(prompts, completions, [[-10.8] * len(c) for c in completions], advantages)
+
+
+def test_shard_keeps_whole_groups_and_behaviour_logprobs() -> None:
+    """Rank 1 of 2 over 3 groups gets the last group, with its rows' stored behaviour log-probs."""
+    batch = _batch(3)
+    batch.old_logprobs = [[float(row)] * len(c) for row, c in enumerate(batch.completion_ids)]
+    local = shard_batch(batch, GROUP, rank=1, world_size=2)
+    assert local.completion_ids == batch.completion_ids[4:6]
+    assert local.old_logprobs == batch.old_logprobs[4:6]
+    assert torch.equal(local.advantages, batch.advantages[4:6])
+
+
+@pytest.mark.parametrize("setting", ["grpo.epochs=2", "grpo.minibatches=2"])
+def test_multi_process_learner_refuses_several_optimizer_steps_per_batch(setting: str) -> None:
+    """Global weights normalise over the whole batch: minibatch steps would take wrong gradients."""
+    config = load_config(ROOT / "configs/smoke.yaml", [setting])
+    with pytest.raises(RLMathError, match=r"grpo.epochs=\d+, grpo.minibatches=\d+: the multi-process learner"):
+        check_learner_config(config)
+    check_learner_config(load_config(ROOT / "configs/smoke.yaml", []))  # one step per batch is fine
+
+
+def test_global_weights_refuse_minibatch_steps() -> None:
+    """grpo_step itself refuses given (global) weights with epochs × minibatches > 1, before any step."""
+    config = load_config(ROOT / "configs/smoke.yaml", ["grpo.minibatches=2"])
+    with pytest.raises(ValueError, match="multi-process learner takes one optimizer step"):
+        grpo_step(None, None, _batch(2), config.grpo, 8, 0, weights=torch.ones(4))
+
+
+def _policy(config):
+    from rlmath.policy import load_policy
+
+    torch.manual_seed(0)  # same fresh adapter in every process
+    policy = load_policy(config, resolve_model(config.model.name_or_path))
+    optimizer = torch.optim.SGD([p for p in policy.model.parameters() if p.requires_grad], lr=0.5)
+    return policy, optimizer
+
+
+def _rank_main(rank: int, world_size: int, port: int, loss_type: str, groups: int, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    try:
+        config = _config(loss_type)
+        policy, optimizer = _policy(config)
+        states = []
+        for _ in range(STEPS):  # a fresh batch per step, as in the loop: its behaviour log-probs are this step's
+            local = shard_batch(_batch(groups), GROUP, rank, world_size)
+            distributed_grpo_step(policy.model, optimizer, local, config.grpo, config.sampling.max_tokens,
+                                  policy.tokenizer.pad_token_id)
+            states.append(lora_state(policy.model))
+        torch.save(states, f"{out}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def _single_process(loss_type: str, groups: int) -> list[dict[str, torch.Tensor]]:
+    config = _config(loss_type)
+    policy, optimizer = _policy(config)
+    states = []
+    for _ in range(STEPS):
+        grpo_step(policy.model, optimizer, _batch(groups), config.grpo, config.sampling.max_tokens,
+                  policy.tokenizer.pad_token_id)
+        states.append(lora_state(policy.model))
+    return states
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loss_type,groups", [("grpo", 4), ("dapo", 4), ("dr_grpo", 3)])
+def test_two_gloo_ranks_match_one_process(loss_type: str, groups: int, tmp_path: Path) -> None:
+    """3 groups over 2 ranks: uneven shards (4 rows and 2 rows) must still give the global step."""
+    mp.spawn(_rank_main, args=(2, _free_port(), loss_type, groups, str(tmp_path)), nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+    single = _single_process(loss_type, groups)
+    start = lora_state(_policy(_config(loss_type))[0].model)
+    for step in range(STEPS):
+        for name, expected in single[step].items():
+            assert torch.equal(ranks[0][step][name], ranks[1][step][name]), (step, name)  # ranks agree exactly
+            assert torch.allclose(ranks[0][step][name], expected, atol=1e-6, rtol=1e-5), (step, name)
+    moved = max(float((single[-1][n] - start[n]).abs().max()) for n in start)
+    assert moved > 1e-3  # the step really changed the adapter, so the comparison means something
+
+
+@pytest.mark.slow
+def test_accelerate_launch_two_cpu_ranks_trains_with_one_tracked_run(tmp_path: Path) -> None:
+    """The real launcher: rank 0 runs the loop and is the only one writing a run folder and an mlflow run."""
+    import mlflow
+
+    args = [str(Path(sys.executable).parent / "accelerate"), "launch", "--cpu", "--num_processes", "2",
+            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "rlmath.cli", "train",
+            "-c", "configs/smoke.yaml", "--set", "sampling.backend=hf", "--set", f"output_dir={tmp_path}",
+            "--set", "run_name=ddp"]
+    result = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    # rank 0 prints it twice (the eval report's footer and the CLI's last line); a second printing rank would double it
+    assert (result.stdout + result.stderr).count("run folder:") == 2
+    assert [p.name for p in tmp_path.iterdir() if p.is_dir() and (p / "config.yaml").exists()] == ["ddp"]
+    rows = [json.loads(line) for line in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "grad_norm" in r] == [1, 2]  # both steps went through learner_step
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("rlmath-smoke").experiment_id])
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
