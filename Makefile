@@ -47,8 +47,10 @@ test-fast: setup
 ui: setup
 	$(BIN)/rlmath ui
 
+# Every bench: ours vs a peer measured in the same run; JSON results in runs/bench_*.json.
+BENCHES := verifier sampling sync memory step
 bench: setup
-	$(BIN)/rlmath bench verifier --out runs/bench_verifier.json
+	@for b in $(BENCHES); do $(BIN)/rlmath bench $$b --out runs/bench_$$b.json || exit 1; done
 
 clean:
 	rm -rf $(VENV)

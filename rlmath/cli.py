@@ -226,29 +226,96 @@ def synth(
         _fail(str(exc))
 
 
+BenchOut = typer.Option(None, "--out", help="JSON result file (default runs/bench_<name>.json).")
+BenchConfig = typer.Option(Path("configs/default.yaml"), "--config", "-c", help="YAML config of the model to bench.")
+
+
+def _bench_out(out: Optional[Path], name: str) -> Path:
+    return out or Path("runs") / f"bench_{name}.json"
+
+
+def _bench(name: str, call) -> None:
+    """Run one bench; an RLMathError is a clear message and exit 1, never a traceback."""
+    from rlmath.errors import RLMathError
+
+    try:
+        call()
+    except RLMathError as exc:
+        _fail(f"bench {name}: {exc}")
+
+
 @bench_app.command("verifier")
-def bench_verifier(out: Path = typer.Option(Path("runs/bench_verifier.json"), help="JSON result file.")) -> None:
+def bench_verifier(out: Optional[Path] = BenchOut) -> None:
     """rewards.verify vs math-verify on the same public cases: agreement and throughput ratio."""
     from rlmath.bench.verifier import run
 
-    run(out, console=console)
+    _bench("verifier", lambda: run(_bench_out(out, "verifier"), console=console))
 
 
 @bench_app.command("sampling")
 def bench_sampling(
-    config: Optional[Path] = typer.Option(Path("configs/default.yaml"), "--config", "-c"),
+    config: Path = BenchConfig,
     set_: Optional[List[str]] = SetOpt,
-    prompts: int = typer.Option(32, help="Prompts to sample."),
-    n: int = typer.Option(4, help="Completions per prompt."),
-    max_tokens: int = typer.Option(48, help="Tokens per completion."),
-    out: Optional[Path] = typer.Option(Path("runs/bench_sampling.json"), help="JSON result file."),
+    prompts: int = typer.Option(16, help="Prompts to sample."),
+    n: int = typer.Option(8, help="Completions per prompt."),
+    max_tokens: int = typer.Option(64, help="Tokens per completion."),
+    repeats: int = typer.Option(3, help="Timed rounds per sampler (medians are reported)."),
+    modes: str = typer.Option("adapter,merged", help="vLLM sync modes to time (comma-separated)."),
+    out: Optional[Path] = BenchOut,
 ) -> None:
-    """vLLM (base and LoRA) vs transformers generate on the same prompts: tokens/s and ratios."""
-    _load(config, set_)  # fail fast, exit 2, on a bad config
-    from rlmath.bench.sampling import run
+    """vLLM (each sync mode, sync included) vs HF generate, adapter active, same prompts: tokens/s ratio."""
+    cfg = _load(config, set_)
+    from rlmath.bench.sampling import MODES, run
 
-    run(config_path=str(config), overrides=list(set_ or []), prompts=prompts, n=n, max_tokens=max_tokens,
-        out=str(out) if out else None)
+    chosen = tuple(m.strip() for m in modes.split(",") if m.strip())
+    if not chosen or set(chosen) - set(MODES):
+        _fail(f"--modes: {modes!r} must name some of {', '.join(MODES)}", 2)
+    _bench("sampling", lambda: run(cfg, prompts=prompts, n=n, max_tokens=max_tokens, repeats=repeats,
+                                   modes=chosen, out=_bench_out(out, "sampling"),
+                                   console=console))
+
+
+@bench_app.command("sync")
+def bench_sync(
+    config: Path = BenchConfig,
+    set_: Optional[List[str]] = SetOpt,
+    repeats: int = typer.Option(3, help="Adapter versions handed over per mode (medians are reported)."),
+    out: Optional[Path] = BenchOut,
+) -> None:
+    """rlmath's adapter hand-over to vLLM (merged in place, adapter files) vs merge + save + new engine: seconds."""
+    cfg = _load(config, set_)
+    from rlmath.bench.sync import run
+
+    _bench("sync", lambda: run(cfg, repeats=repeats, out=_bench_out(out, "sync"), console=console))
+
+
+@bench_app.command("memory")
+def bench_memory(
+    config: Path = BenchConfig,
+    set_: Optional[List[str]] = SetOpt,
+    budget: float = typer.Option(4.0, help="Peak RSS budget in GiB (the ratio is peak / budget)."),
+    out: Optional[Path] = BenchOut,
+) -> None:
+    """Peak RSS of a bounded `rlmath train` run of the config (2 GRPO steps, short SFT, 16 eval items)."""
+    _load(config, set_)  # fail fast, exit 2, on a bad config
+    from rlmath.bench.memory import run
+
+    _bench("memory", lambda: run(str(config), list(set_ or []), budget_gib=budget, out=_bench_out(out, "memory"),
+                                 console=console))
+
+
+@bench_app.command("step")
+def bench_step(
+    config: Path = BenchConfig,
+    set_: Optional[List[str]] = SetOpt,
+    steps: int = typer.Option(2, help="Timed steps per side after one warm-up step (medians are reported)."),
+    out: Optional[Path] = BenchOut,
+) -> None:
+    """One rlmath GRPO step vs one TRL GRPOTrainer step on the same model, prompts, k, lengths, LoRA: seconds."""
+    cfg = _load(config, set_)
+    from rlmath.bench.step import run
+
+    _bench("step", lambda: run(cfg, steps=steps, out=_bench_out(out, "step"), console=console))
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -47,6 +47,7 @@ from rlmath.errors import RLMathError
 from rlmath.eval_report import Stage
 from rlmath.interrupt import StopOnSignal
 from rlmath.models import resolve_model
+from rlmath.peak_memory import peak_rss_gib
 from rlmath.policy import Reference, freeze_reference, load_policy
 from rlmath.rollout_scoring import Scored, score_groups
 from rlmath.run import (
@@ -249,6 +250,7 @@ def one_training_step(trainer: Trainer, step: int) -> dict[str, float]:
     metrics |= replica_metrics(trainer.sampler)  # vllm_server: live replica count (a dead one is logged by URL)
     metrics["time/sync_s"] = time.perf_counter() - sync_started
     metrics["time/step_s"] = time.perf_counter() - started
+    metrics["system/peak_rss_gib"] = peak_rss_gib()
     trainer.tracker.log_metrics(metrics, step)
     log_samples(trainer, problems, groups, scored, rewards, step)
     return metrics

@@ -35,6 +35,9 @@ def load_policy(config: Config, base_path: str, adapter: str | Path | None = Non
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(base_path, dtype=dtype)
     model.config.use_cache = False
+    if config.model.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
     saved = adapter or config.lora.init_adapter
     if saved is not None:
         saved = Path(saved)
@@ -106,8 +109,8 @@ def left_pad(sequences: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor,
 class PackedBatch:
     """Prompts left-padded to P, completions right-padded to T, so every row's completion sits at P..P+T-1.
 
-    That alignment lets the model compute logits for the last T+1 positions only
-    (``logits_to_keep``): the (L, V) lm_head product over prompt positions is pure waste.
+    That alignment lets the lm_head run over the last T positions only: the (L, V) product over
+    prompt positions is pure waste.
     """
 
     ids: torch.Tensor  # (B, P+T)
@@ -117,7 +120,9 @@ class PackedBatch:
     width: int  # T
 
 
-def pack_batch(prompts: Sequence[list[int]], completions: Sequence[list[int]], pad_id: int) -> PackedBatch:
+def pack_batch(prompts: Sequence[list[int]], completions: Sequence[list[int]], pad_id: int,
+               device: torch.device | str = "cpu") -> PackedBatch:
+    """Build the batch on CPU, then move it to ``device`` (the model's: CUDA for the GPU recipe)."""
     prompt_width = max(len(p) for p in prompts)
     width = max(1, max(len(c) for c in completions))
     ids = torch.full((len(prompts), prompt_width + width), pad_id, dtype=torch.long)  # (B, P+T)
@@ -132,31 +137,55 @@ def pack_batch(prompts: Sequence[list[int]], completions: Sequence[list[int]], p
             attention[row, prompt_width:prompt_width + len(completion)] = 1
             mask[row, : len(completion)] = 1.0
     positions = (attention.cumsum(dim=1) - 1).clamp(min=0)
-    return PackedBatch(ids, attention, positions, mask, width)
+    return PackedBatch(ids.to(device), attention.to(device), positions.to(device), mask.to(device), width)
+
+
+LOGPROB_CHUNK = 32
+"""Completion positions per lm_head chunk: only (B, 32, V) logits exist at once, forward and backward."""
 
 
 def token_logprobs(model, batch: PackedBatch, temperature: float = 1.0) -> torch.Tensor:
-    """log p(completion token t | everything before it): (B, T), computing only the last T+1 logits.
+    """log p(completion token t | everything before it): (B, T).
 
     ``temperature`` divides the logits as the sampler did (T=0, greedy, counts as 1): the policy being
     optimised is the one that produced the rollouts, so its log-probs must be at the sampling temperature.
+
+    The full-vocabulary logits are the largest tensor of the update ((B, T, V): 7 GiB in float32 for
+    the GPU recipe's micro-batch), so the decoder runs once and the lm_head + log-softmax run over
+    chunks of positions under activation checkpointing: backward recomputes one chunk at a time.
     """
-    out = model(input_ids=batch.ids, attention_mask=batch.attention, position_ids=batch.positions,
-                logits_to_keep=batch.width + 1)
-    logits = out.logits[:, :-1].float()  # (B, T, V): positions P-1 .. P+T-2 predict the completion
-    if temperature > 0 and temperature != 1.0:
-        logits = logits / temperature
+    from torch.utils.checkpoint import checkpoint
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    hidden = base.get_decoder()(input_ids=batch.ids, attention_mask=batch.attention,
+                                position_ids=batch.positions).last_hidden_state  # (B, P+T, H)
+    hidden = hidden[:, -batch.width - 1:-1]  # (B, T, H): positions P-1 .. P+T-2 predict the completion
+    scale = 1.0 / temperature if temperature > 0 else 1.0
     targets = batch.ids[:, -batch.width:]  # (B, T)
-    picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, T)
-    return picked - torch.logsumexp(logits, dim=-1)
+    head = base.get_output_embeddings()
+    chunks = [checkpoint(_chunk_logprobs, head, hidden[:, i:i + LOGPROB_CHUNK], targets[:, i:i + LOGPROB_CHUNK],
+                         scale, use_reentrant=False)
+              for i in range(0, batch.width, LOGPROB_CHUNK)]
+    return torch.cat(chunks, dim=1)
+
+
+def _chunk_logprobs(head, hidden: torch.Tensor, targets: torch.Tensor, scale: float) -> torch.Tensor:
+    """Log-probs of ``targets`` (B, C) from hidden states (B, C, H), with float32 log-softmax at 1/scale temperature."""
+    logits = head(hidden).float() * scale  # (B, C, V)
+    return logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+
+
+def model_device(model) -> torch.device:
+    """Where the model's weights live: batches are built there."""
+    return next(model.parameters()).device
 
 
 def sequence_logprobs(model, prompts: Sequence[list[int]], completions: Sequence[list[int]], pad_id: int,
                       temperature: float = 1.0) -> list[torch.Tensor]:
     """Per-token log-probs of each completion given its prompt: a list of (T_i,) tensors."""
-    batch = pack_batch(prompts, completions, pad_id)
+    batch = pack_batch(prompts, completions, pad_id, device=model_device(model))
     logprobs = token_logprobs(model, batch, temperature)  # (B, T)
-    return [logprobs[row, : len(c)] for row, c in enumerate(completions)]
+    return [logprobs[row, : len(c)].cpu() for row, c in enumerate(completions)]
 
 
 def save_adapter(model, path: Path) -> Path:

@@ -2,9 +2,11 @@
 
 The loop only sees :class:`Sampler`. Two backends implement it:
 
-- :class:`VLLMSampler`: an in-process ``vllm.LLM`` with ``enable_lora=True``; each adapter version is
-  a new ``LoRARequest(name, version, path)`` pointing at saved adapter files, so a sync never merges
-  weights or reloads the base. The server backend (``/v1/load_lora_adapter``) is :mod:`rlmath.vllm_server`.
+- :class:`VLLMSampler`: an in-process ``vllm.LLM``. ``sampling.sync: adapter`` makes each adapter
+  version a new ``LoRARequest(name, version, path)`` on saved files (no merge, no base reload);
+  ``sampling.sync: merged`` loads base + LoRA merged in the trainer into the running engine
+  (:mod:`rlmath.weight_sync`), so generation runs without LoRA kernels. The server backend
+  (``/v1/load_lora_adapter``) is :mod:`rlmath.vllm_server`.
 - :class:`HFSampler`: transformers ``generate`` on the trainer's own peft model, for machines
   without vLLM; its "sync" is free because it samples from the live weights.
 
@@ -15,6 +17,7 @@ and Pivotal Token Search will use to estimate p(success | prefix).
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Sequence
 
 from rlmath.errors import RLMathError
@@ -25,46 +28,73 @@ __all__ = ["AdapterRef", "Completion", "HFSampler", "Sampler", "SamplingRequest"
 
 
 class VLLMSampler:
-    """vLLM's offline engine; adapters arrive as files, never as merged weights."""
+    """vLLM's offline engine, synced by adapter files (``sync="adapter"``) or merged weights (``"merged"``).
+
+    ``adapter``: each version is a ``LoRARequest`` on saved files; the base is never reloaded.
+    ``merged``: the engine runs without LoRA; the first call that names a new adapter version merges
+    the live ``weights_model`` (the trainer's peft model) and reloads the engine in place
+    (:mod:`rlmath.weight_sync`), so that version means "the trainer's weights when it was first used".
+    The engine runs in-process then (``VLLM_ENABLE_V1_MULTIPROCESSING=0``): the weights are handed over
+    as tensors, not pickled to a worker.
+    """
 
     def __init__(self, model_path: str, *, dtype: str, seed: int, max_model_len: int,
-                 gpu_memory_utilization: float, max_lora_rank: int, enforce_eager: bool) -> None:
+                 gpu_memory_utilization: float, max_lora_rank: int, enforce_eager: bool,
+                 sync: str = "adapter", weights_model=None) -> None:
+        if sync == "merged":
+            if weights_model is None:
+                raise RLMathError("sampling.sync=merged needs the trainer's policy model")
+            os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         try:
             from vllm import LLM
         except ImportError as exc:
             raise RLMathError(f"sampling.backend: vllm is not importable ({exc}); use sampling.backend=hf") from None
+        self.sync = sync
+        self._weights_model = weights_model
+        self._loaded: int | None = None  # adapter version whose merged weights the engine holds; None = base
+        self.sync_seconds: list[float] = []  # one entry per in-place reload (merged mode)
+        lora = {} if sync == "merged" else {"enable_lora": True, "max_lora_rank": max_lora_rank, "max_loras": 1}
         # processed_logprobs: the log-prob of each sampled token under the distribution it was drawn
         # from (after temperature and top-p), which is what the importance-sampling correction needs.
         self._llm = LLM(model=model_path, dtype=dtype, seed=seed, max_model_len=max_model_len,
-                        gpu_memory_utilization=gpu_memory_utilization, enable_lora=True,
-                        max_lora_rank=max_lora_rank, max_loras=1, enforce_eager=enforce_eager,
-                        enable_prefix_caching=True, logprobs_mode="processed_logprobs")
+                        gpu_memory_utilization=gpu_memory_utilization, enforce_eager=enforce_eager,
+                        enable_prefix_caching=True, logprobs_mode="processed_logprobs", **lora)
 
-    @staticmethod
-    def _lora(adapter: AdapterRef | None):
-        from vllm.lora.request import LoRARequest
+    def _serve(self, adapter: AdapterRef | None):
+        """The LoRARequest to pass (adapter mode), or None after loading merged weights if needed."""
+        if self.sync == "adapter":
+            from vllm.lora.request import LoRARequest
 
-        return None if adapter is None else LoRARequest(adapter.name, adapter.version, adapter.path)
+            return None if adapter is None else LoRARequest(adapter.name, adapter.version, adapter.path)
+        version = None if adapter is None else adapter.version
+        if version != self._loaded:
+            from rlmath.weight_sync import reload_engine
+
+            self.sync_seconds.append(reload_engine(self._llm, self._weights_model, with_adapter=adapter is not None))
+            self._loaded = version
+        return None
 
     def generate(self, prompts, request, adapter):
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
+        lora_request = self._serve(adapter)
         # Per-request seeds fail on CPU ("CPU Generator does not use offset"): the engine seed rules.
         params = SamplingParams(n=request.n, temperature=request.temperature, top_p=request.top_p,
                                 max_tokens=request.max_tokens, logprobs=0)
         outputs = self._llm.generate([TokensPrompt(prompt_token_ids=list(p)) for p in prompts], params,
-                                     lora_request=self._lora(adapter), use_tqdm=False)
+                                     lora_request=lora_request, use_tqdm=False)
         return [[_from_vllm(c) for c in out.outputs] for out in outputs]
 
     def completion_logprobs(self, prompt, completion, adapter):
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
+        lora_request = self._serve(adapter)
         params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0)
         full = list(prompt) + list(completion)
         out = self._llm.generate([TokensPrompt(prompt_token_ids=full)], params,
-                                 lora_request=self._lora(adapter), use_tqdm=False)[0]
+                                 lora_request=lora_request, use_tqdm=False)[0]
         scored = out.prompt_logprobs[len(prompt):]  # one dict per completion token
         return [entry[tok].logprob for entry, tok in zip(scored, completion)]
 
@@ -189,6 +219,9 @@ def build_sampler(config, base_path: str, policy=None) -> Sampler:
         from rlmath.vllm_server import build_server_sampler  # it builds on this module's types
 
         return build_server_sampler(config, base_path)
+    if sampling.sync == "merged" and policy is None:
+        raise RLMathError("sampling.sync=merged needs the trainer's policy model")
     return VLLMSampler(base_path, dtype=config.model.dtype, seed=config.seed, max_model_len=sampling.max_model_len,
                        gpu_memory_utilization=sampling.gpu_memory_utilization, max_lora_rank=sampling.max_lora_rank,
-                       enforce_eager=sampling.enforce_eager)
+                       enforce_eager=sampling.enforce_eager, sync=sampling.sync,
+                       weights_model=policy.model if policy is not None else None)

@@ -40,7 +40,7 @@ import torch
 
 from rlmath.config import GRPOConfig
 from rlmath.distributed import global_weights, sum_gradients
-from rlmath.policy import Reference, pack_batch, reference_logprobs, token_logprobs
+from rlmath.policy import Reference, model_device, pack_batch, reference_logprobs, token_logprobs
 
 
 @dataclass
@@ -212,7 +212,7 @@ def behaviour_logprobs(model, batch: RolloutBatch, pad_id: int, temperature: flo
     with torch.no_grad():
         for start in range(0, len(batch.completion_ids), micro_batch_size):
             rows = slice(start, start + micro_batch_size)
-            packed = pack_batch(batch.prompt_ids[rows], batch.completion_ids[rows], pad_id)
+            packed = pack_batch(batch.prompt_ids[rows], batch.completion_ids[rows], pad_id, device=model_device(model))
             logp = token_logprobs(model, packed, temperature)  # (b, T)
             out.extend(logp[row, : len(c)].tolist() for row, c in enumerate(batch.completion_ids[rows]))
     model.train(was_training)
@@ -243,14 +243,15 @@ def micro_batch_loss(model, batch: RolloutBatch, rows: slice, weights: torch.Ten
     fixed for the batch: the PPO ratio and clip) and ``sampler_logp`` (what the sampler reported: the
     truncated importance weight corrects the trainer/sampler mismatch at the behaviour policy).
     """
-    packed = pack_batch(batch.prompt_ids[rows], batch.completion_ids[rows], pad_id)
+    device = model_device(model)
+    packed = pack_batch(batch.prompt_ids[rows], batch.completion_ids[rows], pad_id, device=device)
     mask = packed.mask  # (b, T)
     logp = token_logprobs(model, packed, temperature)  # (b, T)
     old_logp = _padded(batch.old_logprobs[rows], mask)  # (b, T)
     sampler_logp = _padded(batch.sampler_logprobs[rows], mask)
     log_ratio = (old_logp - sampler_logp) * mask  # trainer vs sampler at the behaviour policy, per token
     is_weight = torch.clamp(torch.exp(log_ratio), max=config.importance_cap) * mask
-    advantages = batch.advantages[rows].unsqueeze(1)  # (b, 1)
+    advantages = batch.advantages[rows].unsqueeze(1).to(device)  # (b, 1)
     eps_low, eps_high = clip_bounds(config)
     per_token, clipped = clipped_surrogate(logp, old_logp, advantages, eps_low, eps_high)
     per_token = per_token * is_weight
@@ -260,7 +261,7 @@ def micro_batch_loss(model, batch: RolloutBatch, rows: slice, weights: torch.Ten
             raise ValueError("grpo.beta > 0 needs a reference policy (policy.freeze_reference at stage start)")
         kl = k3_kl(logp, reference_logprobs(model, reference, packed, temperature))
         per_token = per_token + config.beta * kl
-    token_weight = weights[rows].unsqueeze(1) * mask  # (b, T)
+    token_weight = weights[rows].unsqueeze(1).to(device) * mask  # (b, T)
     loss = (per_token * token_weight).sum()
     tokens = mask.sum().clamp(min=1)
     ratio = torch.exp((logp.detach() - old_logp) * mask)  # current vs behaviour policy

@@ -1,6 +1,6 @@
 """rewards vs math-verify on the same public cases: agreement with the expected verdicts and throughput.
 
-Both run over benchmarks/verifier_cases.json in one process run. Ours is ``rewards.verify_batch``
+Both run over rlmath/bench/data/verifier_cases.json (package data) in one process run. Ours is ``rewards.verify_batch``
 (the path the trainer uses; the worker pool is warmed first, as in training). The peer is
 math-verify's ``parse`` + ``verify`` per case, in-process, as its README shows.
 """
@@ -11,7 +11,9 @@ import json
 import time
 from pathlib import Path
 
-CASES_FILE = Path(__file__).resolve().parents[2] / "benchmarks" / "verifier_cases.json"
+from rlmath.bench.report import finish
+
+CASES_FILE = Path(__file__).resolve().parent / "data" / "verifier_cases.json"
 
 
 def load_cases(path: Path = CASES_FILE) -> list[dict]:
@@ -57,33 +59,18 @@ def agreement(verdicts: list[bool], cases: list[dict]) -> float:
     return sum(v == c["expected"] for v, c in zip(verdicts, cases)) / len(cases)
 
 
-def run(out: Path, console=None, repeats: int = 3) -> dict:
+def run(out: Path | None, console=None, repeats: int = 3) -> dict:
     """Run both verifiers, write the JSON result to ``out`` and print a short table."""
     cases = load_cases()
     ours, ours_rate, first_rate = run_ours(cases, repeats)
     peer, peer_rate = run_peer(cases)
     result = {
         "name": "verifier", "ours": round(ours_rate, 1), "peer": round(peer_rate, 1),
-        "ratio": round(ours_rate / peer_rate, 2), "unit": "items/s",
+        "ratio": round(ours_rate / peer_rate, 2), "unit": "items/s", "ours_label": "rewards.verify_batch",
+        "peer_label": "math-verify parse+verify", "config": {"cases": len(cases), "repeats": repeats},
         "ours_agreement": round(agreement(ours, cases), 4), "peer_agreement": round(agreement(peer, cases), 4),
         "ours_first_pass": round(first_rate, 1), "cases": len(cases),
     }
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    _print(result, console)
-    return result
-
-
-def _print(result: dict, console) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"verifier: {result['cases']} public cases")
-    for column in ("", "items/s", "agreement"):
-        table.add_column(column)
-    table.add_row("rewards", f"{result['ours']:.0f}", f"{result['ours_agreement']:.1%}")
-    table.add_row("math-verify", f"{result['peer']:.0f}", f"{result['peer_agreement']:.1%}")
-    table.add_row("rewards, first pass", f"{result['ours_first_pass']:.0f}", "")
-    table.add_row("ratio", f"{result['ratio']:.1f}x", "")
-    (console or Console()).print(table)
+    rows = [("agreement: rewards / math-verify", f"{result['ours_agreement']:.1%} / {result['peer_agreement']:.1%}"),
+            ("rewards, first pass (items/s)", f"{result['ours_first_pass']:.0f}")]
+    return finish(result, out, console, rows=rows)

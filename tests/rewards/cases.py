@@ -1,9 +1,9 @@
-"""The public verifier cases (benchmarks/verifier_cases.json), shared by the tests and the benchmark."""
+"""The public verifier cases (rlmath/bench/data/verifier_cases.json), shared by the tests and the benchmark."""
 
 import json
 from pathlib import Path
 
-CASES_FILE = Path(__file__).resolve().parents[2] / "benchmarks" / "verifier_cases.json"
+CASES_FILE = Path(__file__).resolve().parents[2] / "rlmath" / "bench" / "data" / "verifier_cases.json"
 
 
 def load_cases() -> list[dict]:

@@ -1,6 +1,6 @@
 """Table-driven verifier tests: (gold, pred, expected) with each case's public source.
 
-The cases live in benchmarks/verifier_cases.json so the benchmark runs exactly the same table.
+The cases live in rlmath/bench/data/verifier_cases.json so the benchmark runs exactly the same table.
 Cases we still get wrong are listed in KNOWN_WRONG (xfail, strict: fixing one fails loudly).
 """
 
