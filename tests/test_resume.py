@@ -32,7 +32,7 @@ rewards.REWARD_FUNCTIONS["text_length"] = lambda completion, verdict, **kw: len(
 from rlmath.cli import app
 app()
 """
-NOISY = ("time/", "throughput/")  # wall-clock measurements: the only keys allowed to differ
+NOISY = ("time/", "throughput/", "system/")  # wall-clock and memory measurements: the only keys allowed to differ
 
 
 def cli(*args: str) -> list[str]:
