@@ -73,8 +73,12 @@ def setup_run(config: Config) -> RunState:
     policy = load_policy(config, base)
     config = cap_from_solutions(config, train, policy.tokenizer)
     tracker = Tracker(config, new_run_dir(config, config.algorithm), kind="train")
-    log_datasets(tracker, config, train, held_out)
-    sampler = build_sampler(config, base, policy)
+    try:
+        log_datasets(tracker, config, train, held_out)
+        sampler = build_sampler(config, base, policy)
+    except BaseException:  # the engine did not start: the run opened above must not stay RUNNING
+        tracker.finish("FAILED")
+        raise
     return RunState(config, tracker, policy, PromptEncoder(policy.tokenizer, config), sampler, train, held_out)
 
 
