@@ -78,22 +78,24 @@ def setup_run(config: Config, resume: Checkpoint | None = None) -> RunState:
         held_out = held_out[: config.eval.limit]
     policy = load_policy(config, base)
     config = cap_from_solutions(config, train, policy.tokenizer)
-    tracker = open_tracker(config, train, held_out, resume)
-    sampler = build_sampler(config, base, policy)
+    tracker = open_tracker(config, resume)
+    try:
+        if resume is None:  # a resumed run's dataset inputs are already in mlflow
+            log_datasets(tracker, config, train, held_out)
+        sampler = build_sampler(config, base, policy)
+    except BaseException:  # the engine did not start: the run opened (or reopened) above must not stay RUNNING
+        tracker.finish("FAILED")
+        raise
     return RunState(config, tracker, policy, PromptEncoder(policy.tokenizer, config), sampler, train, held_out)
 
 
-def open_tracker(config: Config, train: list[Problem], held_out: list[Problem],
-                 resume: Checkpoint | None) -> Tracker:
-    """A new run folder and mlflow run with its dataset inputs, or, resuming, the checkpoint's own.
+def open_tracker(config: Config, resume: Checkpoint | None) -> Tracker:
+    """A new run folder and mlflow run, or, resuming, the checkpoint's own (reopened).
 
-    A resumed run's logs are cut back to the checkpoint (the steps after it are redone), and its
-    dataset inputs are already in mlflow, so they are not logged twice.
+    A resumed run's logs are cut back to the checkpoint: the steps after it are redone, not repeated.
     """
     if resume is None:
-        tracker = Tracker(config, new_run_dir(config, config.algorithm), kind="train")
-        log_datasets(tracker, config, train, held_out)
-        return tracker
+        return Tracker(config, new_run_dir(config, config.algorithm), kind="train")
     truncate_logs(resume.path.parent, resume.state["logs"])
     return Tracker(config, resume.path.parent, kind="train", resume_run_id=resume.state["mlflow_run_id"],
                    resume_uri=resume.state.get("mlflow_uri"))

@@ -27,6 +27,24 @@ __all__ = ["AdapterRef", "Completion", "HFSampler", "Sampler", "SamplingRequest"
            "max_tokens_from_lengths"]
 
 
+def _engine_start_error(exc: Exception, fraction: float) -> Exception:
+    """vLLM's "not enough memory for the KV cache" is a config problem: name the key, not a traceback.
+
+    In-process the engine raises the ValueError itself; with an engine subprocess the parent only sees
+    "Engine core initialization failed" and the cause is in the engine's log above it.
+    """
+    message = " ".join(str(exc).split())
+    if "memory" in message.lower():
+        cause = f"vLLM could not reserve its KV cache ({message})"
+    elif "initialization failed" in message:
+        cause = "the vLLM engine failed to start (its log above names the cause; most often the KV cache)"
+    else:
+        return exc
+    return RLMathError(f"sampling.gpu_memory_utilization={fraction}: {cause}. On CPU it is the fraction of all RAM "
+                       "for the engine, counted after what this process already holds (the trainer's model): "
+                       "raise it, or free memory.")
+
+
 class VLLMSampler:
     """vLLM's offline engine, synced by adapter files (``sync="adapter"``) or merged weights (``"merged"``).
 
@@ -56,9 +74,12 @@ class VLLMSampler:
         lora = {} if sync == "merged" else {"enable_lora": True, "max_lora_rank": max_lora_rank, "max_loras": 1}
         # processed_logprobs: the log-prob of each sampled token under the distribution it was drawn
         # from (after temperature and top-p), which is what the importance-sampling correction needs.
-        self._llm = LLM(model=model_path, dtype=dtype, seed=seed, max_model_len=max_model_len,
-                        gpu_memory_utilization=gpu_memory_utilization, enforce_eager=enforce_eager,
-                        enable_prefix_caching=True, logprobs_mode="processed_logprobs", **lora)
+        try:
+            self._llm = LLM(model=model_path, dtype=dtype, seed=seed, max_model_len=max_model_len,
+                            gpu_memory_utilization=gpu_memory_utilization, enforce_eager=enforce_eager,
+                            enable_prefix_caching=True, logprobs_mode="processed_logprobs", **lora)
+        except (ValueError, RuntimeError) as exc:
+            raise _engine_start_error(exc, gpu_memory_utilization) from None
 
     def _serve(self, adapter: AdapterRef | None):
         """The LoRARequest to pass (adapter mode), or None after loading merged weights if needed."""

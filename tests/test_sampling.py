@@ -101,3 +101,23 @@ def test_hf_sampler_records_processed_logprobs_that_the_trainer_reproduces_at_th
     for completion, trainer, untempered in zip(group, ours, raw):
         assert torch.allclose(torch.tensor(completion.logprobs), trainer, atol=1e-4)
         assert not torch.allclose(torch.tensor(completion.logprobs), untempered, atol=1e-2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sync", ["adapter", "merged"])  # engine in a subprocess / in-process
+def test_a_kv_cache_that_does_not_fit_is_a_config_error_and_the_run_is_marked_failed(tmp_path: Path, sync) -> None:
+    import subprocess
+    import sys
+
+    import mlflow
+
+    out = subprocess.run([sys.executable, "-m", "rlmath.cli", "train", "-c", str(ROOT / "configs/smoke.yaml"),
+                          "--set", f"output_dir={tmp_path}", "--set", "sampling.backend=vllm",
+                          "--set", f"sampling.sync={sync}", "--set", "sampling.gpu_memory_utilization=0.001"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert out.returncode != 0
+    assert "sampling.gpu_memory_utilization=0.001" in out.stderr + out.stdout
+    assert "Traceback" not in out.stderr and "╭─" not in out.stderr
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert runs and {run.info.status for run in runs} == {"FAILED"}
