@@ -139,10 +139,16 @@ def _parent_run_id(source: AdapterSource | None) -> str | None:
     return (source.run_dir / "mlflow_run_id").read_text().strip() or None
 
 
-def _engine_groups(targets, backend: str) -> list[tuple[str | None, list]]:
-    """Which targets share one sampler: vLLM serves every adapter from one engine; an HF policy holds one
-    adapter (and serves the base by disabling it), so a second adapter gets a policy of its own."""
-    if backend == "vllm":
+def _needs_policy(config: Config) -> bool:
+    """HF samples from a policy; merged-sync vLLM loads a policy's merged weights into its engine."""
+    return config.sampling.backend == "hf" or (config.sampling.backend == "vllm" and config.sampling.sync == "merged")
+
+
+def _engine_groups(targets, shared_engine: bool) -> list[tuple[str | None, list]]:
+    """Which targets share one sampler: LoRA-serving vLLM serves every adapter from one engine; a policy
+    (HF, or the weights merged-sync vLLM serves) holds one adapter (and serves the base by disabling it),
+    so a second adapter gets a policy of its own."""
+    if shared_engine:
         return [(None, list(targets))]
     groups: dict[str | None, list] = {}
     for name, ref in targets:
@@ -160,9 +166,9 @@ def _evaluate_targets(config: Config, problems, targets, options: EvalOptions,
     base = resolve_model(config.model.name_or_path)
     ks = list(options.ks or config.eval.k)
     results: dict[str, EvalResult] = {}
-    for adapter_path, group in _engine_groups(targets, config.sampling.backend):
+    for adapter_path, group in _engine_groups(targets, shared_engine=not _needs_policy(config)):
         policy = None
-        if config.sampling.backend == "hf":
+        if _needs_policy(config):
             policy = load_policy(config, base, adapter=Path(adapter_path) if adapter_path else None, trainable=False)
         with closing(build_sampler(config, base, policy)) as sampler:
             encoder = PromptEncoder(_tokenizer(base, policy), config)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from rlmath.cli import app
@@ -100,3 +101,34 @@ def test_eval_rejects_bad_k_and_unknown_adapter(tmp_path: Path) -> None:
     assert result.exit_code == 2 and ">= 1" in result.output
     result = CliRunner().invoke(app, [*base, "--adapter", "no-such-run", "--set", "sampling.backend=hf"])
     assert result.exit_code == 1 and "no-such-run" in result.output
+
+
+@pytest.mark.slow
+def test_eval_with_merged_sync_serves_each_target_from_its_own_weights(tmp_path: Path) -> None:
+    """`rlmath eval -c configs/default.yaml` (vLLM, sync: merged) once failed: the sampler had no policy."""
+    import torch
+
+    from rlmath.models import resolve_model
+    from rlmath.policy import load_policy, save_adapter
+
+    runs = tmp_path / "runs"
+    overrides = [f"output_dir={runs}", "sampling.backend=vllm", "sampling.sync=merged", "eval.max_tokens=8",
+                 "eval.bootstrap_resamples=100", "tracking.mlflow=false", "eval.limit=4"]
+    config = load_config(ROOT / "configs/smoke.yaml", overrides)
+    policy = load_policy(config, resolve_model(config.model.name_or_path))
+    torch.manual_seed(1)
+    with torch.no_grad():  # a LoRA that really changes the outputs
+        for name, param in policy.model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.5)
+    save_adapter(policy.model, runs / "perturbed" / "adapter")
+    args = ["eval", "-c", str(ROOT / "configs/smoke.yaml"), "--adapter", str(runs / "perturbed"), "--compare", "base",
+            "--out", str(tmp_path / "merged.json")]
+    for item in overrides:
+        args += ["--set", item]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    stages = {stage["name"]: stage for stage in load_eval_report(tmp_path / "merged.json")["stages"]}
+    assert stages["base"]["total"] == stages["adapter"]["total"] == 4
+    assert stages["base"]["mean_completion_tokens"] != stages["adapter"]["mean_completion_tokens"] or \
+        stages["base"]["status_counts"] != stages["adapter"]["status_counts"]
