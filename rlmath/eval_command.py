@@ -139,16 +139,10 @@ def _parent_run_id(source: AdapterSource | None) -> str | None:
     return (source.run_dir / "mlflow_run_id").read_text().strip() or None
 
 
-def _needs_policy(config: Config) -> bool:
-    """HF samples from a policy; merged-sync vLLM loads a policy's merged weights into its engine."""
-    return config.sampling.backend == "hf" or (config.sampling.backend == "vllm" and config.sampling.sync == "merged")
-
-
-def _engine_groups(targets, shared_engine: bool) -> list[tuple[str | None, list]]:
-    """Which targets share one sampler: LoRA-serving vLLM serves every adapter from one engine; a policy
-    (HF, or the weights merged-sync vLLM serves) holds one adapter (and serves the base by disabling it),
-    so a second adapter gets a policy of its own."""
-    if shared_engine:
+def _engine_groups(targets, backend: str) -> list[tuple[str | None, list]]:
+    """Which targets share one sampler: vLLM serves every adapter from one engine; an HF policy holds one
+    adapter (and serves the base by disabling it), so a second adapter gets a policy of its own."""
+    if backend == "vllm":
         return [(None, list(targets))]
     groups: dict[str | None, list] = {}
     for name, ref in targets:
@@ -166,14 +160,42 @@ def _evaluate_targets(config: Config, problems, targets, options: EvalOptions,
     base = resolve_model(config.model.name_or_path)
     ks = list(options.ks or config.eval.k)
     results: dict[str, EvalResult] = {}
-    for adapter_path, group in _engine_groups(targets, shared_engine=not _needs_policy(config)):
+    if config.sampling.backend == "vllm" and config.sampling.sync == "merged":
+        return _evaluate_merged(config, base, problems, targets, ks, category)
+    for adapter_path, group in _engine_groups(targets, config.sampling.backend):
         policy = None
-        if _needs_policy(config):
+        if config.sampling.backend == "hf":
             policy = load_policy(config, base, adapter=Path(adapter_path) if adapter_path else None, trainable=False)
         with closing(build_sampler(config, base, policy)) as sampler:
             encoder = PromptEncoder(_tokenizer(base, policy), config)
             for name, ref in group:
                 results[name] = evaluate(sampler, encoder, problems, config, ref, ks=ks, category=category)
+    return results
+
+
+def _evaluate_merged(config: Config, base: str, problems, targets, ks: list[int], category: str) -> dict[str, EvalResult]:
+    """One engine for every target: each adapter's weights go into one policy, which the engine reloads merged.
+
+    A second engine in the same process would not start: on CPU vLLM's RAM share is counted after what the
+    process already holds, and the first engine's memory is not handed back when it closes.
+    """
+    from peft import set_peft_model_state_dict
+    from peft.utils import load_peft_weights
+
+    first = next((ref.path for _, ref in targets if ref is not None), None)
+    policy = load_policy(config, base, adapter=Path(first) if first else None, trainable=False)
+    results: dict[str, EvalResult] = {}
+    with closing(build_sampler(config, base, policy)) as sampler:
+        encoder = PromptEncoder(policy.tokenizer, config)
+        for version, (name, ref) in enumerate(targets, start=1):
+            if ref is not None:
+                try:
+                    set_peft_model_state_dict(policy.model, load_peft_weights(ref.path))
+                except RuntimeError as exc:
+                    raise RLMathError(f"adapter {ref.path} does not fit the first adapter's shape: "
+                                      f"{str(exc).splitlines()[0]}") from None
+                ref = AdapterRef(ref.name, version, ref.path)  # a new version: the engine reloads
+            results[name] = evaluate(sampler, encoder, problems, config, ref, ks=ks, category=category)
     return results
 
 

@@ -106,6 +106,7 @@ def test_eval_rejects_bad_k_and_unknown_adapter(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_eval_with_merged_sync_serves_each_target_from_its_own_weights(tmp_path: Path) -> None:
     """`rlmath eval -c configs/default.yaml` (vLLM, sync: merged) once failed: the sampler had no policy."""
+    import mlflow
     import torch
 
     from rlmath.models import resolve_model
@@ -113,7 +114,7 @@ def test_eval_with_merged_sync_serves_each_target_from_its_own_weights(tmp_path:
 
     runs = tmp_path / "runs"
     overrides = [f"output_dir={runs}", "sampling.backend=vllm", "sampling.sync=merged", "eval.max_tokens=8",
-                 "eval.bootstrap_resamples=100", "tracking.mlflow=false", "eval.limit=4"]
+                 "eval.bootstrap_resamples=100", "eval.limit=4"]
     config = load_config(ROOT / "configs/smoke.yaml", overrides)
     policy = load_policy(config, resolve_model(config.model.name_or_path))
     torch.manual_seed(1)
@@ -122,13 +123,28 @@ def test_eval_with_merged_sync_serves_each_target_from_its_own_weights(tmp_path:
             if "lora_B" in name:
                 param.normal_(0, 0.5)
     save_adapter(policy.model, runs / "perturbed" / "adapter")
-    args = ["eval", "-c", str(ROOT / "configs/smoke.yaml"), "--adapter", str(runs / "perturbed"), "--compare", "base",
-            "--out", str(tmp_path / "merged.json")]
-    for item in overrides:
-        args += ["--set", item]
-    result = CliRunner().invoke(app, args)
-    assert result.exit_code == 0, result.output
-    stages = {stage["name"]: stage for stage in load_eval_report(tmp_path / "merged.json")["stages"]}
-    assert stages["base"]["total"] == stages["adapter"]["total"] == 4
-    assert stages["base"]["mean_completion_tokens"] != stages["adapter"]["mean_completion_tokens"] or \
-        stages["base"]["status_counts"] != stages["adapter"]["status_counts"]
+    fresh = load_policy(config, resolve_model(config.model.name_or_path))  # B = 0: the base model's outputs
+    save_adapter(fresh.model, runs / "fresh" / "adapter")
+
+    def completions(compare: str, out: str) -> dict[str, list[str]]:
+        args = ["eval", "-c", str(ROOT / "configs/smoke.yaml"), "--adapter", str(runs / "perturbed"),
+                "--compare", compare, "--out", str(tmp_path / out)]
+        for item in overrides:
+            args += ["--set", item]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        report = load_eval_report(tmp_path / out)
+        client = mlflow.MlflowClient(f"sqlite:///{runs / 'mlflow.db'}")
+        texts = {}
+        for stage in report["stages"]:
+            table = json.loads(Path(client.download_artifacts(report["meta"]["mlflow_run_id"],
+                                                              f"{stage['name']}_completions.json")).read_text())
+            texts[stage["name"]] = [row[table["columns"].index("completion")] for row in table["data"]]
+        return texts
+
+    with_base = completions("base", "base.json")
+    assert len(with_base["base"]) == len(with_base["adapter"]) == 4
+    assert with_base["base"] != with_base["adapter"]  # the engine served the adapter's merged weights
+    two_adapters = completions(str(runs / "fresh"), "two.json")  # one engine, the second adapter loaded in
+    assert two_adapters["compare"] == with_base["base"]  # B = 0 is the base model
+    assert two_adapters["adapter"] == with_base["adapter"]
