@@ -28,6 +28,7 @@ from rlmath.algorithms.grpo import (
     kept_groups,
     scales_by_std,
     shape_overlong,
+    takes_one_step,
 )
 from rlmath.algorithms.sft import warm_start
 from rlmath.checkpoint import Checkpoint, find_resumable
@@ -141,13 +142,27 @@ def refuse_distributed_resume(resume: Path | None) -> None:
 
 
 def begin(trainer: Trainer, console, stop: StopOnSignal) -> list[Stage]:
-    """A fresh run's start: evaluate the base, SFT warm start or the first sync, the KL reference, checkpoint 0."""
+    """A fresh run's start: evaluate, SFT warm start or the first sync, the KL reference, checkpoint 0.
+
+    A run that starts from a saved adapter (``lora.init_adapter``, e.g. an earlier run's ``adapter_sft``)
+    evaluates that adapter as its ``sft`` stage, as the DPO recipe does, so eval.json's sft→final
+    comparison is the RL stage's own paired gain; otherwise the base is evaluated first.
+    """
+    config = trainer.config
+    if config.lora.init_adapter and not config.sft.warm_start:
+        trainer.adapter = sync_adapter(trainer, step=0)
+        return finish_begin(trainer, [Stage("sft", config.lora.init_adapter,
+                                            evaluate_and_log(trainer, "sft", trainer.adapter, step=0))], stop)
     stages = [Stage("base", None, evaluate_and_log(trainer, "base", adapter=None, step=0))]
-    if trainer.config.sft.warm_start:
+    if config.sft.warm_start:
         stages.append(Stage("sft", "adapter_sft", warm_start(trainer, console)))
     else:
         trainer.adapter = sync_adapter(trainer, step=0)
-    # The RL stage begins here; its KL reference is the adapter as it stands now.
+    return finish_begin(trainer, stages, stop)
+
+
+def finish_begin(trainer: Trainer, stages: list[Stage], stop: StopOnSignal) -> list[Stage]:
+    """The RL stage begins here: freeze the KL reference (the adapter as it stands now), write checkpoint 0."""
     if trainer.config.grpo.beta > 0:
         trainer.reference = freeze_reference(trainer.policy.model, trainer.config.grpo.reference)
     maybe_checkpoint(trainer, 0, stages, stop)
@@ -298,7 +313,8 @@ def build_batch(trainer: Trainer, problems, groups, rewards: torch.Tensor) -> tu
                          advantages=torch.tensor([r[2] for r in rows], dtype=torch.float32))
     s = trainer.config.sampling  # behaviour log-probs are stored before the first optimizer step
     attach_behaviour_logprobs(trainer.policy.model, batch, trainer.policy.tokenizer.pad_token_id, s.temperature,
-                              cfg.micro_batch_size, sampler_is_trainer=s.backend == "hf" and s.top_p == 1.0)
+                              cfg.micro_batch_size, sampler_is_trainer=s.backend == "hf" and s.top_p == 1.0,
+                              single_step=takes_one_step(cfg))
     return batch, stats
 
 

@@ -220,19 +220,27 @@ def behaviour_logprobs(model, batch: RolloutBatch, pad_id: int, temperature: flo
 
 
 def attach_behaviour_logprobs(model, batch: RolloutBatch, pad_id: int, temperature: float, micro_batch_size: int,
-                              sampler_is_trainer: bool) -> RolloutBatch:
+                              sampler_is_trainer: bool, single_step: bool = False) -> RolloutBatch:
     """Store the behaviour log-probs with the batch, before its first optimizer step.
 
     When the sampler *is* the trainer's model (HF backend, top_p = 1) its processed log-probs already are
-    the trainer's at the sampling temperature, so they are reused; otherwise (vLLM, or top-p truncation)
-    one no-grad trainer pass computes them, and the sampler's own numbers only feed the
-    trainer/sampler importance correction.
+    the trainer's at the sampling temperature, so they are reused. When the batch feeds one optimizer
+    step only (``single_step``: epochs × minibatches = 1), the weights that compute the loss are the
+    behaviour weights, so the loss's own forward (detached) gives them exactly and a separate pass would
+    cost a forward over the batch for nothing: ``old_logprobs`` stays ``None`` (see
+    :func:`micro_batch_loss`). Otherwise (vLLM, or top-p truncation, with batch reuse) one no-grad trainer
+    pass computes them, and the sampler's own numbers only feed the trainer/sampler importance correction.
     """
     if sampler_is_trainer:
         batch.old_logprobs = [list(row) for row in batch.sampler_logprobs]
-    else:
+    elif not single_step:
         batch.old_logprobs = behaviour_logprobs(model, batch, pad_id, temperature, micro_batch_size)
     return batch
+
+
+def takes_one_step(config: GRPOConfig) -> bool:
+    """Does a rollout batch feed exactly one optimizer step (the behaviour weights are the loss's weights)?"""
+    return config.epochs * config.minibatches == 1
 
 
 def micro_batch_loss(model, batch: RolloutBatch, rows: slice, weights: torch.Tensor, config: GRPOConfig, pad_id: int,
@@ -247,7 +255,8 @@ def micro_batch_loss(model, batch: RolloutBatch, rows: slice, weights: torch.Ten
     packed = pack_batch(batch.prompt_ids[rows], batch.completion_ids[rows], pad_id, device=device)
     mask = packed.mask  # (b, T)
     logp = token_logprobs(model, packed, temperature)  # (b, T)
-    old_logp = _padded(batch.old_logprobs[rows], mask)  # (b, T)
+    # No stored behaviour log-probs: one optimizer step on this batch, so the current weights are the behaviour ones.
+    old_logp = logp.detach() if batch.old_logprobs is None else _padded(batch.old_logprobs[rows], mask)  # (b, T)
     sampler_logp = _padded(batch.sampler_logprobs[rows], mask)
     log_ratio = (old_logp - sampler_logp) * mask  # trainer vs sampler at the behaviour policy, per token
     is_weight = torch.clamp(torch.exp(log_ratio), max=config.importance_cap) * mask
@@ -285,7 +294,7 @@ def grpo_step(model, optimizer, batch: RolloutBatch, config: GRPOConfig, max_tok
 
     The batch's behaviour log-probs stay fixed across all those steps, so from the second step on the
     ratio moves away from 1 and the clip acts (PPO's reuse of a batch). A batch without them gets them
-    from one no-grad pass now, before any step. Metrics are token-weighted means over all steps
+    from one no-grad pass now, before any step (unless there is only one step: :func:`attach_behaviour_logprobs`). Metrics are token-weighted means over all steps
     (``*_max``: the maximum), plus the number of optimizer steps taken.
 
     A multi-process learner (``rlmath.distributed``) passes this rank's rows with ``weights``
@@ -301,7 +310,8 @@ def grpo_step(model, optimizer, batch: RolloutBatch, config: GRPOConfig, max_tok
         raise ValueError(f"grpo.epochs={config.epochs} x grpo.minibatches={config.minibatches}: the multi-process "
                          "learner takes one optimizer step per batch; set both to 1")
     if batch.old_logprobs is None:
-        attach_behaviour_logprobs(model, batch, pad_id, temperature, config.micro_batch_size, sampler_is_trainer=False)
+        attach_behaviour_logprobs(model, batch, pad_id, temperature, config.micro_batch_size, sampler_is_trainer=False,
+                                  single_step=takes_one_step(config))
     count = len(batch.completion_ids)
     parts = max(1, min(config.minibatches, count))
     model.train()
