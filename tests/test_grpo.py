@@ -152,6 +152,38 @@ def test_mismatch_is_sampler_versus_trainer_at_the_behaviour_policy_not_policy_d
     assert metrics["mismatch_abs_max"] == pytest.approx(0.3, abs=1e-4)
 
 
+def test_one_step_per_batch_needs_no_behaviour_pass_and_takes_the_same_step(tiny_policy, monkeypatch) -> None:
+    """epochs × minibatches = 1: the loss's own detached log-probs are the behaviour policy's, so the
+    separate no-grad pass is skipped, and the step equals the one taken with stored behaviour log-probs."""
+    import rlmath.algorithms.grpo as grpo
+
+    model = tiny_policy.model
+    _perturb(model)
+    config = GRPOConfig(learning_rate=1e-2, micro_batch_size=2)
+    start = {name: value.clone() for name, value in lora_state(model).items()}
+
+    def step(batch: RolloutBatch) -> dict:
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                if name in start:
+                    param.copy_(start[name])
+        # SGD, not Adam: Adam's first step is sign(g), which would blow float noise in near-zero gradients up to lr
+        optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate)
+        metrics = grpo_step(model, optimizer, batch, config, max_tokens=8, pad_id=0)
+        return metrics | {"weights": {name: value.clone() for name, value in lora_state(model).items()}}
+
+    stored, bare = _toy_batch(model, offset=0.2), _toy_batch(model, offset=0.2)
+    stored.old_logprobs = grpo.behaviour_logprobs(model, stored, 0, 1.0, 4)
+    with_pass = step(stored)
+    monkeypatch.setattr(grpo, "behaviour_logprobs", lambda *a, **k: pytest.fail("behaviour pass on a one-step batch"))
+    without = step(bare)
+    for name, value in with_pass["weights"].items():
+        assert torch.allclose(value, without["weights"][name], atol=1e-6), name
+    assert not torch.equal(with_pass["weights"][next(iter(start))], start[next(iter(start))])
+    assert without["ratio_max"] == pytest.approx(1.0)
+    assert without["mismatch_abs_mean"] == pytest.approx(0.2, abs=1e-4)  # still sampler vs behaviour policy
+
+
 def test_loss_uses_the_sampling_temperature(tiny_policy) -> None:
     """Behaviour log-probs taken at T=0.5 match the trainer's at T=0.5: the first step's ratio is 1."""
     model = tiny_policy.model

@@ -96,3 +96,30 @@ def test_vllm_smoke_training_via_cli(smoke_overrides: list[str]) -> None:
     assert len(probes) == 3 and max(probes) < 0.01  # initial sync + one per step
     _, run = read_mlflow_run(run_dir)
     assert "sync/probe_max_abs_diff" in run.data.metrics
+
+
+def test_a_run_from_a_saved_adapter_evaluates_it_as_its_sft_stage(smoke_overrides: list[str], monkeypatch) -> None:
+    """GRPO from ``lora.init_adapter``: the starting stage is that adapter (not the bare base), so eval.json's
+    one comparison is the RL stage's own paired gain over where it started."""
+    from rich.console import Console
+
+    import rewards
+    from rlmath.loop import run_training
+
+    monkeypatch.setitem(rewards.REWARD_FUNCTIONS, "text_length", text_length_reward)
+    common = smoke_overrides[:1] + ["sampling.backend=hf", "rewards.weights={correct: 1.0, text_length: 1.0}"]
+    first = run_training(load_config(ROOT / "configs/smoke.yaml", common + ["run_name=first"]), Console(quiet=True))
+    config = load_config(ROOT / "configs/smoke.yaml", common + ["run_name=second", "sft.warm_start=false",
+                                                               f"lora.init_adapter={first / 'adapter'}"])
+    second = run_training(config, Console(quiet=True))
+    report = load_eval_report(second)
+    assert [(s["name"], s["adapter"]) for s in report["stages"]] == [("sft", str(first / "adapter")),
+                                                                     ("final", "adapter")]
+    assert [(c["from"], c["to"]) for c in report["comparisons"]] == [("sft", "final")]
+    metrics = {}
+    for run in (first, second):
+        for line in (run / "metrics.jsonl").read_text().splitlines():
+            metrics.update({f"{run.name}:{k}": v for k, v in json.loads(line).items() if k.startswith("eval/")})
+    # The start of the second run is the end of the first: the same adapter, greedy, on the same items.
+    assert metrics["second:eval/sft/mean_completion_tokens"] == metrics["first:eval/final/mean_completion_tokens"]
+    assert "second:eval/base/accuracy" not in metrics
