@@ -62,7 +62,7 @@ from rlmath.run import (
     sync_adapter,
     tracked_run,
 )
-from rlmath.sampling import Completion, SamplingRequest
+from rlmath.sampling import Completion, EngineCrashed, SamplingRequest, VLLMSampler
 from rlmath.vllm_server import replica_metrics
 
 
@@ -74,6 +74,7 @@ class Trainer(RunState):
     picker: ProblemPicker | None = None
     reference: Reference | None = None  # the KL reference, frozen when the RL stage begins (beta > 0)
     guard: NonFiniteGuard | None = None  # optimizer steps skipped in a row for a NaN/inf loss or gradient
+    updated_step: int = 0  # the last step whose optimizer update is done (a crash after it checkpoints that step)
 
     def stateful(self) -> dict:
         """What a checkpoint saves besides the adapters (the reference is one) and RNGs."""
@@ -119,7 +120,10 @@ def run_training(config: Config, console, resume: Path | None = None) -> Path | 
         with progress_bar(console) as progress:
             task = progress.add_task("GRPO", total=config.grpo.steps, completed=first - 1)
             for step in range(first, config.grpo.steps + 1):
-                metrics = one_training_step(trainer, step)
+                try:
+                    metrics = one_training_step(trainer, step)
+                except EngineCrashed as exc:
+                    raise stop_on_engine_crash(trainer, step, stages, exc) from None
                 progress.update(task, advance=1,
                                 description=f"GRPO reward {metrics['reward/mean']:.2f} acc {metrics['accuracy']:.2f}")
                 if config.grpo.eval_every and step % config.grpo.eval_every == 0 and step < config.grpo.steps:
@@ -204,6 +208,18 @@ def stop_on_bad_steps(trainer: Trainer, step: int, stages: list[Stage]) -> None:
                       f"grpo.learning_rate? The adapter before them is in {path}")
 
 
+def stop_on_engine_crash(trainer: Trainer, step: int, stages: list[Stage], exc: EngineCrashed) -> RLMathError:
+    """The engine died after its one restart: checkpoint what training holds, say how to continue.
+
+    A crash before this step's update (while sampling) checkpoints the step before; one after it
+    (the sync probe) checkpoints this step, whose metrics are the in-flight ones that are lost.
+    """
+    done = step if trainer.updated_step == step else step - 1
+    path = checkpoint_run(trainer, done, trainer.stateful(), stages, checkpoint_facts(trainer))
+    return RLMathError(f"{exc}. {path} holds the run up to step {done}; once the cause is fixed (the engine's log "
+                       f"above names it), continue with: rlmath train --resume {trainer.tracker.run_dir}")
+
+
 def learner_step(model, optimizer, batch: RolloutBatch | None, config: Config, pad_id: int,
                  reference: Reference | None = None, guard: NonFiniteGuard | None = None) -> dict[str, float]:
     """Every rank's update: rank 0 passes the step's batch, the others ``None``; each learns on its groups.
@@ -259,10 +275,13 @@ def one_training_step(trainer: Trainer, step: int) -> dict[str, float]:
     update = learner_step(trainer.policy.model, trainer.optimizer, batch, trainer.config,
                           trainer.policy.tokenizer.pad_token_id, trainer.reference, trainer.guard)
     update.setdefault("bad_steps/consecutive", float(trainer.guard.consecutive))  # also on a step with no batch
+    trainer.updated_step = step
     sync_started = time.perf_counter()
     trainer.adapter = sync_adapter(trainer, step=step)
     metrics = step_metrics(trainer, groups, scored, rewards, sample_s) | batch_stats | update
     metrics |= replica_metrics(trainer.sampler)  # vllm_server: live replica count (a dead one is logged by URL)
+    if isinstance(trainer.sampler, VLLMSampler):
+        metrics["sampler/engine_restarts"] = float(trainer.sampler.restarts)
     metrics["time/sync_s"] = time.perf_counter() - sync_started
     metrics["time/step_s"] = time.perf_counter() - started
     metrics["system/peak_rss_gib"] = peak_rss_gib()

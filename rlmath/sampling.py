@@ -23,7 +23,7 @@ from typing import Sequence
 from rlmath.errors import RLMathError
 from rlmath.sampler_types import AdapterRef, Completion, Sampler, SamplingRequest
 
-__all__ = ["AdapterRef", "Completion", "HFSampler", "Sampler", "SamplingRequest", "VLLMSampler", "build_sampler",
+__all__ = ["AdapterRef", "Completion", "EngineCrashed", "HFSampler", "Sampler", "SamplingRequest", "VLLMSampler", "build_sampler",
            "max_tokens_from_lengths"]
 
 
@@ -43,6 +43,21 @@ def _engine_start_error(exc: Exception, fraction: float) -> Exception:
     return RLMathError(f"sampling.gpu_memory_utilization={fraction}: {cause}. On CPU it is the fraction of all RAM "
                        "for the engine, counted after what this process already holds (the trainer's model): "
                        "raise it, or free memory.")
+
+
+class EngineCrashed(RLMathError):
+    """The vLLM engine died again after its one restart: the run checkpoints and stops with this message."""
+
+
+def engine_died(exc: Exception) -> bool:
+    """Is this the engine failing (worth one restart), rather than a bad request or a bug of ours?
+
+    An engine core in its own process raises ``EngineDeadError`` once it is gone; the in-process engine
+    (``sync: merged``) surfaces a crash in its model runner as a ``RuntimeError``.
+    """
+    from vllm.v1.engine.exceptions import EngineDeadError
+
+    return isinstance(exc, (EngineDeadError, RuntimeError)) and not isinstance(exc, RLMathError)
 
 
 class VLLMSampler:
@@ -71,15 +86,48 @@ class VLLMSampler:
         self._weights_model = weights_model
         self._loaded: int | None = None  # adapter version whose merged weights the engine holds; None = base
         self.sync_seconds: list[float] = []  # one entry per in-place reload (merged mode)
+        self.restarts = 0  # engine restarts after a crash; one is allowed per run
         lora = {} if sync == "merged" else {"enable_lora": True, "max_lora_rank": max_lora_rank, "max_loras": 1}
         # processed_logprobs: the log-prob of each sampled token under the distribution it was drawn
         # from (after temperature and top-p), which is what the importance-sampling correction needs.
+        self._engine_args = dict(model=model_path, dtype=dtype, seed=seed, max_model_len=max_model_len,
+                                 gpu_memory_utilization=gpu_memory_utilization, enforce_eager=enforce_eager,
+                                 enable_prefix_caching=True, logprobs_mode="processed_logprobs", **lora)
+        self._llm = self._start_engine(LLM)
+
+    def _start_engine(self, engine_class):
         try:
-            self._llm = LLM(model=model_path, dtype=dtype, seed=seed, max_model_len=max_model_len,
-                            gpu_memory_utilization=gpu_memory_utilization, enforce_eager=enforce_eager,
-                            enable_prefix_caching=True, logprobs_mode="processed_logprobs", **lora)
+            return engine_class(**self._engine_args)
         except (ValueError, RuntimeError) as exc:
-            raise _engine_start_error(exc, gpu_memory_utilization) from None
+            raise _engine_start_error(exc, self._engine_args["gpu_memory_utilization"]) from None
+
+    def _on_engine(self, call):
+        """Run ``call(lora_request)`` on the engine; a crashed engine is restarted once per run, then it is fatal.
+
+        The restarted engine holds the base weights, so the adapter is served again from scratch
+        (merged mode reloads the merged weights on the retry).
+        """
+        try:
+            return call()
+        except Exception as exc:  # noqa: BLE001 - only an engine failure is retried, the rest re-raised
+            if not engine_died(exc):
+                raise
+            cause = " ".join(f"{type(exc).__name__}: {exc}".split())
+        if self.restarts >= 1:
+            raise EngineCrashed(f"the vLLM engine crashed again after its one restart ({cause})") from None
+        from vllm import LLM
+
+        self.restarts += 1
+        self.close()
+        self._loaded = None
+        self._llm = self._start_engine(LLM)
+        try:
+            return call()
+        except Exception as exc:  # noqa: BLE001
+            if not engine_died(exc):
+                raise
+            raise EngineCrashed(f"the vLLM engine crashed again right after its restart ({type(exc).__name__}: "
+                                f"{' '.join(str(exc).split())})") from None
 
     def _serve(self, adapter: AdapterRef | None):
         """The LoRARequest to pass (adapter mode), or None after loading merged weights if needed."""
@@ -99,23 +147,22 @@ class VLLMSampler:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
-        lora_request = self._serve(adapter)
         # Per-request seeds fail on CPU ("CPU Generator does not use offset"): the engine seed rules.
         params = SamplingParams(n=request.n, temperature=request.temperature, top_p=request.top_p,
                                 max_tokens=request.max_tokens, logprobs=0)
-        outputs = self._llm.generate([TokensPrompt(prompt_token_ids=list(p)) for p in prompts], params,
-                                     lora_request=lora_request, use_tqdm=False)
+        inputs = [TokensPrompt(prompt_token_ids=list(p)) for p in prompts]
+        outputs = self._on_engine(lambda: self._llm.generate(inputs, params, lora_request=self._serve(adapter),
+                                                             use_tqdm=False))
         return [[_from_vllm(c) for c in out.outputs] for out in outputs]
 
     def completion_logprobs(self, prompt, completion, adapter):
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
-        lora_request = self._serve(adapter)
         params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0)
-        full = list(prompt) + list(completion)
-        out = self._llm.generate([TokensPrompt(prompt_token_ids=full)], params,
-                                 lora_request=lora_request, use_tqdm=False)[0]
+        full = [TokensPrompt(prompt_token_ids=list(prompt) + list(completion))]
+        out = self._on_engine(lambda: self._llm.generate(full, params, lora_request=self._serve(adapter),
+                                                         use_tqdm=False))[0]
         scored = out.prompt_logprobs[len(prompt):]  # one dict per completion token
         return [entry[tok].logprob for entry, tok in zip(scored, completion)]
 

@@ -370,3 +370,38 @@ def test_two_trackers_opening_one_fresh_sqlite_store_at_once_both_succeed(tmp_pa
         client, run = mlflow_run(tmp_path / name)
         logged = {key: value for key, value in run.data.metrics.items() if not key.startswith("system/")}
         assert run.info.status == "FINISHED" and logged == {"m": 1.0}  # system metrics: mlflow's own sampler
+
+
+@pytest.mark.slow
+def test_an_engine_crash_is_restarted_once_then_checkpoints_and_stops_with_a_clear_error(tmp_path: Path,
+                                                                                         monkeypatch) -> None:
+    """kill -9 of the real engine core before step 2 (restarted, the run goes on) and before step 3 (fatal):
+    the run checkpoints step 2, exits 1 with the resume command and no traceback, and resumes to the end."""
+    from rlmath import loop
+    from tests.engine_crash import kill_engine_core
+
+    real_step = loop.one_training_step
+
+    def kill_then_step(trainer, step):
+        if step >= 2:
+            assert kill_engine_core() >= 1
+        return real_step(trainer, step)
+
+    monkeypatch.setattr(loop, "one_training_step", kill_then_step)
+    args = ["train", "-c", str(ROOT / "configs/smoke.yaml"), "--set", f"output_dir={tmp_path}", "--set", "run_name=r",
+            "--set", "grpo.steps=4", "--set", "checkpoint.every=0"]
+    result = CliRunner().invoke(app, args)
+    message = " ".join(result.output.split())
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output[-2000:]
+    assert "crashed again after its one restart" in message and "rlmath train --resume" in message
+    run_dir = tmp_path / "r"
+    rows = step_rows(run_dir)
+    assert [(r["step"], r["sampler/engine_restarts"]) for r in rows] == [(1, 0.0), (2, 1.0)]
+    assert ckpt.latest_checkpoint(run_dir).step == 2
+    assert mlflow_run(run_dir)[1].info.status == "FAILED"
+    monkeypatch.setattr(loop, "one_training_step", real_step)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    resumed = CliRunner().invoke(app, ["train", "--resume", str(run_dir)])
+    assert resumed.exit_code == 0, resumed.output[-2000:]
+    assert [r["step"] for r in step_rows(run_dir)] == [1, 2, 3, 4]
+    assert mlflow_run(run_dir)[1].info.status == "FINISHED"

@@ -11,6 +11,7 @@ from rlmath.config import load_config
 from rlmath.models import resolve_model
 from rlmath.policy import load_policy, save_adapter, sequence_logprobs
 from rlmath.sampling import AdapterRef, HFSampler, SamplingRequest
+from tests.engine_crash import kill_engine_core
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPT = [1, 4093, 198, 1780, 314, 216, 32, 2, 198, 1, 520, 9531, 198]
@@ -124,3 +125,26 @@ def test_a_kv_cache_that_does_not_fit_is_a_config_error_and_the_run_is_marked_fa
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
     assert runs and {run.info.status for run in runs} == {"FAILED"}
+
+
+
+@pytest.mark.slow
+def test_an_engine_killed_mid_run_is_restarted_once_then_a_second_crash_is_a_clear_error(perturbed_policy) -> None:
+    """kill -9 of the engine core: the next call restarts it and serves the same adapter; the second time is fatal."""
+    from rlmath.sampling import EngineCrashed, build_sampler
+
+    config, policy, path = perturbed_policy
+    sampler = build_sampler(config, policy.base_path)  # sync: adapter, the engine core in its own process
+    try:
+        adapter = AdapterRef("policy", 1, str(path))
+        before = sampler.completion_logprobs(PROMPT, COMPLETION, adapter)
+        assert kill_engine_core() >= 1
+        after = sampler.completion_logprobs(PROMPT, COMPLETION, adapter)  # restarted, adapter served again
+        assert sampler.restarts == 1
+        assert max(abs(a - b) for a, b in zip(before, after)) < 1e-4
+        assert len(sampler.generate([PROMPT], SamplingRequest(n=2, temperature=1.0, max_tokens=4), adapter)[0]) == 2
+        assert kill_engine_core() >= 1
+        with pytest.raises(EngineCrashed, match="crashed again after its one restart"):
+            sampler.generate([PROMPT], SamplingRequest(n=2, temperature=1.0, max_tokens=4), adapter)
+    finally:
+        sampler.close()
