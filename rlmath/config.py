@@ -216,11 +216,24 @@ class DPOConfig(_Section):
     problems: int = Field(64, ge=1)
     """Training problems sampled (``sampling.num_generations`` each) to build in-run pairs."""
     beta: float = Field(0.1, gt=0.0)
+    loss_type: list[Literal["sigmoid", "sft", "ipo", "hinge", "robust", "apo_zero", "apo_down", "sigmoid_norm"]] = [
+        "sigmoid"]
+    """trl's DPO loss terms; ``[sigmoid, sft]`` adds the NLL of the chosen completion (RPO, Pang et al. 2024,
+    for reasoning): plain DPO can lower both sides' likelihood, and a small model then drifts off its format."""
+    loss_weights: list[float] | None = None
+    """One weight per ``loss_type`` term (``None``: all 1)."""
     learning_rate: float = Field(5e-5, gt=0.0)
     epochs: float = Field(1.0, gt=0.0)
     max_steps: int = Field(-1, ge=-1)
     batch_size: int = Field(8, ge=1)
     max_length: int = Field(512, ge=16)
+
+    @model_validator(mode="after")
+    def _weights_match_terms(self) -> DPOConfig:
+        if self.loss_weights is not None and len(self.loss_weights) != len(self.loss_type):
+            raise ValueError(f"loss_weights has {len(self.loss_weights)} values for {len(self.loss_type)} "
+                             f"loss_type terms {self.loss_type}")
+        return self
 
 
 class PTSConfig(_Section):

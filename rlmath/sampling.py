@@ -287,8 +287,6 @@ def build_sampler(config, base_path: str, policy=None) -> Sampler:
         from rlmath.vllm_server import build_server_sampler  # it builds on this module's types
 
         return build_server_sampler(config, base_path)
-    if sampling.sync == "merged" and policy is None:
-        raise RLMathError("sampling.sync=merged needs the trainer's policy model")
     return VLLMSampler(base_path, dtype=config.model.dtype, seed=config.seed, max_model_len=sampling.max_model_len,
                        gpu_memory_utilization=sampling.gpu_memory_utilization, max_lora_rank=sampling.max_lora_rank,
                        enforce_eager=sampling.enforce_eager, sync=sampling.sync,

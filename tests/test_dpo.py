@@ -26,6 +26,51 @@ def preference_accuracy(policy, rows) -> float:
     return sum(float(c.sum() > r.sum()) for c, r in zip(chosen, rejected)) / len(rows)
 
 
+def _started_policy_and_pairs(config):
+    """A tiny policy whose starting adapter is not the base (the reference must follow it), and 8 toy pairs."""
+    from rlmath.models import resolve_model
+    from rlmath.policy import load_policy
+
+    torch.manual_seed(0)
+    policy = load_policy(config, resolve_model(config.model.name_or_path))
+    with torch.no_grad():
+        for name, param in policy.model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.05)
+    generator = torch.Generator().manual_seed(1)
+    rows = [{"prompt": "p", "chosen": "c", "rejected": "r", "prompt_ids": torch.randint(5, 200, (6,), generator=generator).tolist(),
+             "chosen_ids": torch.randint(5, 200, (3,), generator=generator).tolist(),
+             "rejected_ids": torch.randint(5, 200, (3,), generator=generator).tolist()} for _ in range(8)]
+    return policy, rows
+
+
+def test_an_sft_term_keeps_the_chosen_likelihood_up(tmp_path: Path) -> None:
+    """``dpo.loss_type: [sigmoid, sft]`` (RPO): the chosen completions end more likely than with plain DPO."""
+    from datasets import Dataset
+
+    from rlmath.algorithms.dpo import train_dpo
+    from rlmath.policy import sequence_logprobs
+
+    chosen = {}
+    for terms in (["sigmoid"], ["sigmoid", "sft"]):
+        config = load_config(ROOT / "configs/dpo_smoke.yaml", ["dpo.max_steps=12", "dpo.batch_size=8",
+                                                               f"dpo.loss_type=[{', '.join(terms)}]"])
+        policy, rows = _started_policy_and_pairs(config)
+        train_dpo(policy, Dataset.from_list(rows), config, lambda m, step: None)
+        with torch.no_grad():
+            scores = sequence_logprobs(policy.model, [r["prompt_ids"] for r in rows], [r["chosen_ids"] for r in rows],
+                                       policy.tokenizer.pad_token_id)
+        chosen[len(terms)] = sum(float(row.sum()) for row in scores)
+    assert chosen[2] > chosen[1] + 0.5
+
+
+def test_dpo_loss_weights_must_match_its_terms() -> None:
+    from rlmath.config import ConfigError
+
+    with pytest.raises(ConfigError, match="dpo: .*loss_weights has 1 values for 2 loss_type terms"):
+        load_config(ROOT / "configs/dpo_smoke.yaml", ["dpo.loss_type=[sigmoid, sft]", "dpo.loss_weights=[1.0]"])
+
+
 def test_dpo_uses_the_starting_adapter_as_reference_and_learns_its_pairs(tmp_path: Path) -> None:
     from datasets import Dataset
 
@@ -35,16 +80,7 @@ def test_dpo_uses_the_starting_adapter_as_reference_and_learns_its_pairs(tmp_pat
 
     config = load_config(ROOT / "configs/dpo_smoke.yaml", ["dpo.max_steps=12", "dpo.batch_size=8", "dpo.beta=0.5"])
     base = resolve_model(config.model.name_or_path)
-    torch.manual_seed(0)
-    policy = load_policy(config, base)
-    with torch.no_grad():  # a starting adapter that is not the base: the reference must follow it
-        for name, param in policy.model.named_parameters():
-            if "lora_B" in name:
-                param.normal_(0, 0.05)
-    generator = torch.Generator().manual_seed(1)
-    rows = [{"prompt": "p", "chosen": "c", "rejected": "r", "prompt_ids": torch.randint(5, 200, (6,), generator=generator).tolist(),
-             "chosen_ids": torch.randint(5, 200, (3,), generator=generator).tolist(),
-             "rejected_ids": torch.randint(5, 200, (3,), generator=generator).tolist()} for _ in range(8)]
+    policy, rows = _started_policy_and_pairs(config)
     start, accuracy_before = lora_state(policy.model), preference_accuracy(policy, rows)
     logged: list[tuple[dict, int]] = []
     metrics = train_dpo(policy, Dataset.from_list(rows), config, lambda m, step: logged.append((m, step)))

@@ -130,7 +130,8 @@ def train_dpo(policy, pairs, config: Config, log, on_step=None) -> dict[str, flo
 
     cfg = config.dpo
     with tempfile.TemporaryDirectory(prefix="rlmath-dpo-") as scratch:
-        args = TRLDPOConfig(output_dir=scratch, beta=cfg.beta, learning_rate=cfg.learning_rate,
+        args = TRLDPOConfig(output_dir=scratch, beta=cfg.beta, loss_type=list(cfg.loss_type),
+                            loss_weights=cfg.loss_weights, learning_rate=cfg.learning_rate,
                             num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
                             per_device_train_batch_size=cfg.batch_size, max_length=cfg.max_length,
                             report_to="none", save_strategy="no", logging_steps=1, lr_scheduler_type="constant",
