@@ -52,12 +52,15 @@ class EngineCrashed(RLMathError):
 def engine_died(exc: Exception) -> bool:
     """Is this the engine failing (worth one restart), rather than a bad request or a bug of ours?
 
-    An engine core in its own process raises ``EngineDeadError`` once it is gone; the in-process engine
-    (``sync: merged``) surfaces a crash in its model runner as a ``RuntimeError``.
+    An engine core in its own process raises ``EngineDeadError`` once the client has noticed it is gone;
+    a call that races that notice fails on the closed socket instead (``zmq.ZMQError``, ``OSError``). The
+    in-process engine (``sync: merged``) surfaces a crash in its model runner as a ``RuntimeError``.
     """
+    import zmq
     from vllm.v1.engine.exceptions import EngineDeadError
 
-    return isinstance(exc, (EngineDeadError, RuntimeError)) and not isinstance(exc, RLMathError)
+    died = (EngineDeadError, RuntimeError, zmq.ZMQError, OSError)
+    return isinstance(exc, died) and not isinstance(exc, RLMathError)
 
 
 class VLLMSampler:
