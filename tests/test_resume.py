@@ -388,6 +388,7 @@ def test_an_engine_crash_is_restarted_once_then_checkpoints_and_stops_with_a_cle
         return real_step(trainer, step)
 
     monkeypatch.setattr(loop, "one_training_step", kill_then_step)
+    monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "1")  # the engine core in its own process, to be killed
     args = ["train", "-c", str(ROOT / "configs/smoke.yaml"), "--set", f"output_dir={tmp_path}", "--set", "run_name=r",
             "--set", "grpo.steps=4", "--set", "checkpoint.every=0"]
     result = CliRunner().invoke(app, args)

@@ -129,9 +129,12 @@ def test_a_kv_cache_that_does_not_fit_is_a_config_error_and_the_run_is_marked_fa
 
 
 @pytest.mark.slow
-def test_an_engine_killed_mid_run_is_restarted_once_then_a_second_crash_is_a_clear_error(perturbed_policy) -> None:
+def test_an_engine_killed_mid_run_is_restarted_once_then_a_second_crash_is_a_clear_error(perturbed_policy,
+                                                                                        monkeypatch) -> None:
     """kill -9 of the engine core: the next call restarts it and serves the same adapter; the second time is fatal."""
     from rlmath.sampling import EngineCrashed, build_sampler
+
+    monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "1")  # a merged-mode test earlier in the process set 0
 
     config, policy, path = perturbed_policy
     sampler = build_sampler(config, policy.base_path)  # sync: adapter, the engine core in its own process
