@@ -373,6 +373,7 @@ def test_two_trackers_opening_one_fresh_sqlite_store_at_once_both_succeed(tmp_pa
 
 
 @pytest.mark.slow
+@pytest.mark.engine_kill
 def test_an_engine_crash_is_restarted_once_then_checkpoints_and_stops_with_a_clear_error(tmp_path: Path,
                                                                                          monkeypatch) -> None:
     """kill -9 of the real engine core before step 2 (restarted, the run goes on) and before step 3 (fatal):

@@ -129,6 +129,7 @@ def test_a_kv_cache_that_does_not_fit_is_a_config_error_and_the_run_is_marked_fa
 
 
 @pytest.mark.slow
+@pytest.mark.engine_kill
 def test_an_engine_killed_mid_run_is_restarted_once_then_a_second_crash_is_a_clear_error(perturbed_policy,
                                                                                         monkeypatch) -> None:
     """kill -9 of the engine core: the next call restarts it and serves the same adapter; the second time is fatal."""
