@@ -191,18 +191,37 @@ class GRPOConfig(_Section):
     """DAPO overlong shaping: the last N tokens before max_tokens cost up to 1 reward, linearly."""
 
 
-class SFTConfig(_Section):
+class _TrlBatch(_Section):
+    """The optimizer batch of a trl-trained stage and the rows one forward/backward holds."""
+
+    batch_size: int = Field(8, ge=1)
+    """Rows per optimizer step."""
+    micro_batch_size: int | None = Field(None, ge=1)
+    """Rows per forward/backward (gradient accumulation up to ``batch_size``); ``None``: the whole batch.
+    Activation memory scales with it (full-vocabulary logits of every row), the gradient does not."""
+
+    @model_validator(mode="after")
+    def _micro_divides_batch(self):
+        if self.micro_batch_size is not None and self.batch_size % self.micro_batch_size:
+            raise ValueError(f"micro_batch_size={self.micro_batch_size} must divide batch_size={self.batch_size}")
+        return self
+
+    @property
+    def accumulation_steps(self) -> int:
+        return self.batch_size // (self.micro_batch_size or self.batch_size)
+
+
+class SFTConfig(_TrlBatch):
     warm_start: bool = False
     """In a GRPO run: fine-tune on the training problems' worked solutions first (Phi-4 order)."""
     epochs: float = Field(1.0, gt=0.0)
     max_steps: int = Field(-1, ge=-1)
     """Stop after this many optimiser steps (-1: run all epochs)."""
     learning_rate: float = Field(2e-4, gt=0.0)
-    batch_size: int = Field(8, ge=1)
     max_length: int = Field(512, ge=16)
 
 
-class DPOConfig(_Section):
+class DPOConfig(_TrlBatch):
     """``algorithm: dpo``: trl's DPOTrainer on the LoRA adapter; the reference is the adapter the stage
     starts from (``lora.init_adapter``, e.g. an SFT warm start), kept as a second, frozen adapter."""
 
@@ -225,7 +244,6 @@ class DPOConfig(_Section):
     learning_rate: float = Field(5e-5, gt=0.0)
     epochs: float = Field(1.0, gt=0.0)
     max_steps: int = Field(-1, ge=-1)
-    batch_size: int = Field(8, ge=1)
     max_length: int = Field(512, ge=16)
 
     @model_validator(mode="after")

@@ -33,6 +33,7 @@ from rlmath.rollout_scoring import score_groups
 from rlmath.run import RunState, evaluate_and_log, finish_run, progress_bar, setup_run, sync_adapter, tracked_run
 from rlmath.sampling import SamplingRequest
 from rlmath.trainer_logs import forward_logs
+from rlmath.trl_stage import shared_args
 
 REFERENCE = "ref"  # the name trl gives the frozen copy of the starting adapter
 ID_COLUMNS = ["prompt_ids", "chosen_ids", "rejected_ids"]
@@ -130,14 +131,8 @@ def train_dpo(policy, pairs, config: Config, log, on_step=None) -> dict[str, flo
 
     cfg = config.dpo
     with tempfile.TemporaryDirectory(prefix="rlmath-dpo-") as scratch:
-        args = TRLDPOConfig(output_dir=scratch, beta=cfg.beta, loss_type=list(cfg.loss_type),
-                            loss_weights=cfg.loss_weights, learning_rate=cfg.learning_rate,
-                            num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
-                            per_device_train_batch_size=cfg.batch_size, max_length=cfg.max_length,
-                            report_to="none", save_strategy="no", logging_steps=1, lr_scheduler_type="constant",
-                            warmup_steps=0, seed=config.seed, dataloader_num_workers=0, disable_tqdm=True,
-                            # fp32 like the sampler: trl's bf16 autocast would stay wrapped around forward.
-                            bf16=False, fp16=False, gradient_checkpointing=False, use_cpu=not torch.cuda.is_available())
+        args = TRLDPOConfig(**shared_args(cfg, config, scratch, logging_steps=1), beta=cfg.beta,
+                            loss_type=list(cfg.loss_type), loss_weights=cfg.loss_weights)
         trainer = _trainer_class()(model=policy.model, args=args, train_dataset=pairs,
                                    processing_class=policy.tokenizer, callbacks=[forward_logs("dpo", log, on_step)])
         trainer.remove_callback(PrinterCallback)

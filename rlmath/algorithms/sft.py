@@ -16,8 +16,6 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-import torch
-
 from rlmath.config import Config
 from rlmath.data import Problem
 from rlmath.errors import RLMathError
@@ -27,6 +25,7 @@ from rlmath.policy import save_adapter
 from rlmath.prompts import chat_messages
 from rlmath.run import RunState, evaluate_and_log, finish_run, progress_bar, setup_run, sync_adapter, tracked_run
 from rlmath.trainer_logs import forward_logs
+from rlmath.trl_stage import shared_args
 
 
 def sft_dataset(problems: list[Problem], config: Config):
@@ -52,16 +51,8 @@ def train_sft(policy, problems: list[Problem], config: Config, log, on_step=None
 
     cfg = config.sft
     with tempfile.TemporaryDirectory(prefix="rlmath-sft-") as scratch:
-        args = SFTConfig(output_dir=scratch, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
-                         learning_rate=cfg.learning_rate,
-                         per_device_train_batch_size=cfg.batch_size, max_length=cfg.max_length,
-                         completion_only_loss=True, packing=False, report_to="none", save_strategy="no",
-                         # fp32 like the GRPO update and vLLM: trl defaults to bf16 autocast, and accelerate
-                         # leaves that autocast wrapped around model.forward after training.
-                         bf16=False, fp16=False, gradient_checkpointing=False,
-                         logging_steps=5, use_cpu=not torch.cuda.is_available(), lr_scheduler_type="constant",
-                         warmup_steps=0,
-                         seed=config.seed, dataloader_num_workers=0, disable_tqdm=True)
+        args = SFTConfig(**shared_args(cfg, config, scratch, logging_steps=5), completion_only_loss=True,
+                         packing=False)
         trainer = SFTTrainer(model=policy.model, args=args, train_dataset=sft_dataset(problems, config),
                              processing_class=policy.tokenizer, callbacks=[forward_logs("sft", log, on_step)])
         trainer.remove_callback(PrinterCallback)  # our progress bar and tracker replace its dict prints
