@@ -14,6 +14,11 @@ It is written into ``.checkpoint-STEP.partial-*`` beside it, each file fsynced, 
 or a full disk mid-write leaves a ``.partial`` folder that :func:`latest_checkpoint` never returns
 (it also re-checks the manifest, so a folder copied by hand without its last file is skipped too).
 Only the last ``keep`` complete checkpoints are kept.
+
+The trl-trained stages (SFT warm start, DPO) checkpoint through their own trainer, into
+``RUN_DIR/<stage>_checkpoints/checkpoint-STEP/`` (transformers' layout: adapter, optimizer, scheduler,
+RNG and trainer state). Transformers writes those in place, so they count as complete only once
+:func:`seal` has added the run's facts (``rlmath_state.json``) and the same manifest, written last.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ MANIFEST = "manifest.json"
 STATE = "state.json"
 TENSORS = "trainer_state.pt"
 ADAPTERS = "adapters"
+STAGE_STATE = "rlmath_state.json"
+STAGES = ("dpo", "sft")  # the trl-trained stages; a run has at most one of them in flight
 _NAME = re.compile(rf"^{PREFIX}(\d+)$")
 
 
@@ -49,12 +56,21 @@ class Stateful(Protocol):
 
 @dataclass
 class Checkpoint:
-    """A complete checkpoint read back: its folder, step, JSON state and tensor state."""
+    """A complete checkpoint read back: its folder, step, JSON state and tensor state.
+
+    ``stage`` names the trl stage a stage checkpoint (:func:`latest_stage_checkpoint`) is in the middle
+    of; it is ``None`` for the recipe's own step checkpoints.
+    """
 
     path: Path
     step: int
     state: dict[str, Any]
     tensors: dict[str, Any]
+    stage: str | None = None
+
+    @property
+    def run_dir(self) -> Path:
+        return self.path.parent.parent if self.stage else self.path.parent
 
     @property
     def adapters(self) -> Path:
@@ -121,7 +137,12 @@ def write_contents(folder: Path, model, objects: dict[str, Stateful], state: dic
     tensors = {"objects": {name: obj.state_dict() for name, obj in objects.items()}, "rng": rng_tensors}
     torch.save(tensors, folder / TENSORS)
     (folder / STATE).write_text(json.dumps(state | {"rng": rng_json}))
-    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    write_manifest(folder)
+
+
+def write_manifest(folder: Path) -> None:
+    """fsync every file of ``folder``, then write the manifest (each file with its size) and fsync it."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST)
     for path in files:
         _fsync_file(path)
     manifest = {str(p.relative_to(folder)): p.stat().st_size for p in files}
@@ -129,6 +150,22 @@ def write_contents(folder: Path, model, objects: dict[str, Stateful], state: dic
     _fsync_file(folder / MANIFEST)
     for sub in {p.parent for p in files} | {folder}:
         _fsync_dir(sub)
+
+
+def stage_folder(run_dir: Path, stage: str) -> Path:
+    """Where the trl stage ``stage`` (``sft``/``dpo``) of a run keeps its trainer's checkpoints."""
+    return run_dir / f"{stage}_checkpoints"
+
+
+def seal(folder: Path, state: dict[str, Any], keep: int) -> None:
+    """Make a trl trainer's just-written ``checkpoint-STEP`` complete: the run's facts, then the manifest.
+
+    Then only the last ``keep`` complete ones stay (transformers' own rotation is off: it could delete the
+    last complete checkpoint before the new one is sealed).
+    """
+    (folder / STAGE_STATE).write_text(json.dumps(state))
+    write_manifest(folder)
+    prune_checkpoints(folder.parent, keep)
 
 
 def _fsync_file(path: Path) -> None:
@@ -182,6 +219,18 @@ def latest_checkpoint(run_dir: Path) -> Checkpoint | None:
     return load_checkpoint(done[-1]) if done else None
 
 
+def latest_stage_checkpoint(run_dir: Path) -> Checkpoint | None:
+    """The newest sealed checkpoint of the run's trl stage (SFT or DPO), or ``None``; it holds no tensors
+    of ours (the trainer restores its own optimizer, scheduler and RNG from the folder)."""
+    for stage in STAGES:
+        folder = stage_folder(run_dir, stage)
+        done = complete_checkpoints(folder) if folder.is_dir() else []
+        if done:
+            state = json.loads((done[-1] / STAGE_STATE).read_text())
+            return Checkpoint(done[-1], int(state["step"]), state, {}, stage=stage)
+    return None
+
+
 def load_checkpoint(folder: Path) -> Checkpoint:
     state = json.loads((folder / STATE).read_text())
     tensors = torch.load(folder / TENSORS, weights_only=True)
@@ -190,15 +239,9 @@ def load_checkpoint(folder: Path) -> Checkpoint:
 
 def restore_checkpoint(checkpoint: Checkpoint, model, objects: dict[str, Stateful]) -> None:
     """Load every adapter's weights into ``model`` and every object's state; then the RNGs, last."""
-    from peft.utils import set_peft_model_state_dict
-    from safetensors.torch import load_file
 
     for name in model.peft_config:
-        folder = checkpoint.adapters if name == "default" else checkpoint.adapters / name
-        weights = folder / "adapter_model.safetensors"
-        if not weights.is_file():
-            raise RLMathError(f"checkpoint: {checkpoint.path} has no weights for adapter {name!r} ({weights})")
-        set_peft_model_state_dict(model, load_file(str(weights)), adapter_name=name)
+        load_adapter_weights(model, checkpoint.adapters, name)
     saved = checkpoint.tensors["objects"]
     missing = sorted(set(objects) - set(saved))
     if missing:
@@ -208,15 +251,27 @@ def restore_checkpoint(checkpoint: Checkpoint, model, objects: dict[str, Statefu
     restore_rng(checkpoint.state["rng"], checkpoint.tensors["rng"])
 
 
+def load_adapter_weights(model, folder: Path, name: str = "default") -> None:
+    """Adapter ``name``'s weights from a peft save of all adapters (``default`` at the top, others in sub-folders)."""
+    from peft.utils import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    weights = (folder if name == "default" else folder / name) / "adapter_model.safetensors"
+    if not weights.is_file():
+        raise RLMathError(f"checkpoint: {folder} has no weights for adapter {name!r} ({weights})")
+    set_peft_model_state_dict(model, load_file(str(weights)), adapter_name=name)
+
+
 def find_resumable(run_dir: Path) -> Checkpoint:
     """``--resume RUN_DIR``: its latest complete checkpoint, or an error that says what is there."""
     if not (run_dir / "config.yaml").is_file():
         raise RLMathError(f"--resume {run_dir}: not a run folder (no config.yaml)")
     if (run_dir / "eval.json").is_file():
         raise RLMathError(f"--resume {run_dir}: this run already finished (it has eval.json); nothing to resume")
-    checkpoint = latest_checkpoint(run_dir)
+    # A recipe's step checkpoints come after its trl stage (GRPO's checkpoint-0 follows the SFT warm start).
+    checkpoint = latest_checkpoint(run_dir) or latest_stage_checkpoint(run_dir)
     if checkpoint is None:
         raise RLMathError(f"--resume {run_dir}: no complete checkpoint-STEP folder to resume from "
-                          f"(checkpoint.every is 0, or the run stopped before its first checkpoint); "
+                          f"(checkpoint.every and checkpoint.stage_every are 0, or the run stopped before its first checkpoint); "
                           f"start a new run instead")
     return checkpoint

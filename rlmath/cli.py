@@ -68,12 +68,7 @@ def train(
 
     cfg = _resume_config(resume, config, set_) if resume is not None else _load(config, set_)
     try:
-        if resume is not None:
-            from rlmath.loop import run_training
-
-            run_dir = run_training(cfg, console=console, resume=resume)
-        else:
-            run_dir = _recipe(cfg.algorithm)(cfg, console=console)
+        run_dir = _recipe(cfg.algorithm)(cfg, console=console, resume=resume)
     except RLMathError as exc:
         _fail(str(exc))
     except RunInterrupted as exc:
@@ -88,10 +83,7 @@ def _resume_config(run_dir: Path, config: Optional[Path], overrides: Optional[Li
         _fail("--resume continues a run with its own config.yaml; drop -c/--set", 2)
     if not (run_dir / "config.yaml").is_file():
         _fail(f"--resume {run_dir}: not a run folder (no config.yaml)", 2)
-    cfg = _load(run_dir / "config.yaml", [])
-    if cfg.algorithm != "grpo":
-        _fail(f"--resume {run_dir}: algorithm {cfg.algorithm!r} runs are not checkpointed; only GRPO runs resume", 2)
-    return cfg
+    return _load(run_dir / "config.yaml", [])
 
 
 @app.command("eval")

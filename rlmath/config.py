@@ -329,8 +329,11 @@ class CheckpointConfig(_Section):
     """Write ``RUN_DIR/checkpoint-STEP/`` every N steps (also after step 0 and the last step; 0: never).
     mlflow receives a step's metrics when the checkpoint after it is written, so a resumed run never
     logs a step twice; metrics.jsonl has them at once."""
+    stage_every: int = Field(20, ge=0)
+    """The trl-trained stages (SFT warm start, DPO) checkpoint every N of their optimizer steps and after
+    their last one, into ``RUN_DIR/sft_checkpoints/`` or ``dpo_checkpoints/`` (0: only on a stop signal)."""
     keep: int = Field(2, ge=1)
-    """Complete checkpoints kept; older ones are deleted once a newer one is written."""
+    """Complete checkpoints kept (of each kind); older ones are deleted once a newer one is written."""
 
 
 class Config(_Section):

@@ -9,6 +9,7 @@ Launch: ``rlmath train -c configs/default.yaml``.
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -31,7 +32,7 @@ from rlmath.algorithms.grpo import (
     takes_one_step,
 )
 from rlmath.algorithms.sft import warm_start
-from rlmath.checkpoint import Checkpoint, find_resumable
+from rlmath.checkpoint import Checkpoint, find_resumable, stage_folder
 from rlmath.config import Config
 from rlmath.curriculum import ProblemPicker
 from rlmath.data import Problem
@@ -54,15 +55,18 @@ from rlmath.rollout_scoring import Scored, score_groups
 from rlmath.run import (
     RunState,
     checkpoint_run,
+    defer_metrics_if_checkpointed,
     evaluate_and_log,
     finish_run,
     progress_bar,
     resume_run,
+    resume_stages,
     setup_run,
     sync_adapter,
     tracked_run,
 )
 from rlmath.sampling import Completion, EngineCrashed, SamplingRequest, VLLMSampler
+from rlmath.trl_stage import StageCheckpoints
 from rlmath.vllm_server import replica_metrics
 
 
@@ -113,10 +117,11 @@ def run_training(config: Config, console, resume: Path | None = None) -> Path | 
     config = trainer.config
     share_parameters(trainer.policy.model)
     with tracked_run(trainer.tracker, trainer.sampler), StopOnSignal() as stop:
-        if config.checkpoint.every:
-            trainer.tracker.defer_metrics()
-        stages = begin(trainer, console, stop) if checkpoint is None else resume_training(trainer, checkpoint)
-        first = (checkpoint.step if checkpoint else 0) + 1
+        defer_metrics_if_checkpointed(trainer)
+        if checkpoint is None or checkpoint.stage:  # fresh, or stopped in its SFT warm start
+            stages, first = begin(trainer, console, stop, checkpoint), 1
+        else:
+            stages, first = resume_training(trainer, checkpoint), checkpoint.step + 1
         with progress_bar(console) as progress:
             task = progress.add_task("GRPO", total=config.grpo.steps, completed=first - 1)
             for step in range(first, config.grpo.steps + 1):
@@ -145,31 +150,43 @@ def refuse_distributed_resume(resume: Path | None) -> None:
                           f"resume it as one process (`rlmath train --resume {resume}`), which continues exactly")
 
 
-def begin(trainer: Trainer, console, stop: StopOnSignal) -> list[Stage]:
+def begin(trainer: Trainer, console, stop: StopOnSignal, in_warm_start: Checkpoint | None = None) -> list[Stage]:
     """A fresh run's start: evaluate, SFT warm start or the first sync, the KL reference, checkpoint 0.
 
     A run that starts from a saved adapter (``lora.init_adapter``, e.g. an earlier run's ``adapter_sft``)
     evaluates that adapter as its ``sft`` stage, as the DPO recipe does, so eval.json's sft→final
     comparison is the RL stage's own paired gain; otherwise the base is evaluated first.
+    ``in_warm_start``: a stage checkpoint of the SFT warm start; the base is not evaluated again.
     """
     config = trainer.config
     if config.lora.init_adapter and not config.sft.warm_start:
         trainer.adapter = sync_adapter(trainer, step=0)
         return finish_begin(trainer, [Stage("sft", config.lora.init_adapter,
                                             evaluate_and_log(trainer, "sft", trainer.adapter, step=0))], stop)
-    stages = [Stage("base", None, evaluate_and_log(trainer, "base", adapter=None, step=0))]
+    if in_warm_start is None:
+        stages = [Stage("base", None, evaluate_and_log(trainer, "base", adapter=None, step=0))]
+    else:
+        stages = resume_stages(trainer, in_warm_start)
     if config.sft.warm_start:
-        stages.append(Stage("sft", "adapter_sft", warm_start(trainer, console)))
+        checkpoints = StageCheckpoints(trainer, "sft", list(stages), stop, in_warm_start and in_warm_start.path)
+        stages.append(Stage("sft", "adapter_sft", warm_start(trainer, console, checkpoints=checkpoints)))
     else:
         trainer.adapter = sync_adapter(trainer, step=0)
     return finish_begin(trainer, stages, stop)
 
 
 def finish_begin(trainer: Trainer, stages: list[Stage], stop: StopOnSignal) -> list[Stage]:
-    """The RL stage begins here: freeze the KL reference (the adapter as it stands now), write checkpoint 0."""
+    """The RL stage begins here: freeze the KL reference (the adapter as it stands now), write checkpoint 0.
+
+    With ``checkpoint.every: 0`` the RL stage cannot be resumed: the warm start's checkpoints go, and
+    metrics reach mlflow as they are logged from here on.
+    """
     if trainer.config.grpo.beta > 0:
         trainer.reference = freeze_reference(trainer.policy.model, trainer.config.grpo.reference)
     maybe_checkpoint(trainer, 0, stages, stop)
+    if not trainer.config.checkpoint.every:
+        shutil.rmtree(stage_folder(trainer.tracker.run_dir, "sft"), ignore_errors=True)
+        trainer.tracker.send_live()
     return stages
 
 

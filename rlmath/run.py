@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from rlmath.checkpoint import Checkpoint, Stateful, restore_checkpoint, save_checkpoint
+from rlmath.checkpoint import STAGES, Checkpoint, Stateful, restore_checkpoint, save_checkpoint, stage_folder
 from rlmath.config import Config
 from rlmath.data import Problem, load_problems
 from rlmath.errors import RLMathError
@@ -96,8 +96,8 @@ def open_tracker(config: Config, resume: Checkpoint | None) -> Tracker:
     """
     if resume is None:
         return Tracker(config, new_run_dir(config, config.algorithm), kind="train")
-    truncate_logs(resume.path.parent, resume.state["logs"])
-    return Tracker(config, resume.path.parent, kind="train", resume_run_id=resume.state["mlflow_run_id"],
+    truncate_logs(resume.run_dir, resume.state["logs"])
+    return Tracker(config, resume.run_dir, kind="train", resume_run_id=resume.state["mlflow_run_id"],
                    resume_uri=resume.state.get("mlflow_uri"))
 
 
@@ -194,16 +194,27 @@ def probe_adapter(state: RunState, adapter: AdapterRef, sampler: Sampler | None 
 def checkpoint_run(state: RunState, step: int, objects: dict[str, Stateful], stages: list[Stage],
                    extra: dict | None = None) -> Path:
     """``checkpoint-STEP`` of this run; then mlflow gets the metrics it covers (never a step twice)."""
+    path = save_checkpoint(state.tracker.run_dir, step, model=state.policy.model, objects=objects,
+                           state=run_facts(state, stages) | (extra or {}), keep=state.config.checkpoint.keep)
+    state.tracker.push_metrics()
+    return path
+
+
+def run_facts(state: RunState, stages: list[Stage]) -> dict:
+    """What any checkpoint of the run records besides the model: where its logs and mlflow run are, what
+    data it trains on, the adapter version the sampler serves and the stages evaluated so far."""
     tracker = state.tracker
     uri = getattr(tracker, "uri", None)
-    facts = {"version": state.version, "mlflow_run_id": tracker.run_id, "mlflow_uri": uri and redact(uri),
-             "sampler_seed": state.config.seed,
-             "data_fingerprint": data_fingerprint(state.train), "stages": [stage_to_json(s) for s in stages],
-             "logs": {"metrics": tracker.metrics_offset(), "samples": tracker.samples_offset()}} | (extra or {})
-    path = save_checkpoint(tracker.run_dir, step, model=state.policy.model, objects=objects, state=facts,
-                           keep=state.config.checkpoint.keep)
-    tracker.push_metrics()
-    return path
+    return {"version": state.version, "mlflow_run_id": tracker.run_id, "mlflow_uri": uri and redact(uri),
+            "sampler_seed": state.config.seed,
+            "data_fingerprint": data_fingerprint(state.train), "stages": [stage_to_json(s) for s in stages],
+            "logs": {"metrics": tracker.metrics_offset(), "samples": tracker.samples_offset()}}
+
+
+def defer_metrics_if_checkpointed(state: RunState) -> None:
+    """A checkpointed run sends mlflow a step's metrics only once a checkpoint covers it (see Tracker)."""
+    if state.config.checkpoint.every or state.config.checkpoint.stage_every:
+        state.tracker.defer_metrics()
 
 
 def resume_run(state: RunState, checkpoint: Checkpoint, objects: dict[str, Stateful]) -> list[Stage]:
@@ -212,13 +223,20 @@ def resume_run(state: RunState, checkpoint: Checkpoint, objects: dict[str, State
     The probe is logged as ``sync/resume_probe_max_abs_diff`` at the checkpoint's step; it reaches
     mlflow with the next checkpoint, so a second crash before that never logs it twice.
     """
+    stages = resume_stages(state, checkpoint)
+    restore_checkpoint(checkpoint, state.policy.model, objects)
+    state.adapter = sync_adapter(state, checkpoint.step, probe_key="sync/resume_probe_max_abs_diff")
+    return stages
+
+
+def resume_stages(state: RunState, checkpoint: Checkpoint) -> list[Stage]:
+    """What every resume does first: check the data, send mlflow what it missed, take back the version and
+    the stages the checkpoint had evaluated (the model itself is the recipe's or its trainer's to restore)."""
     if checkpoint.state["data_fingerprint"] != data_fingerprint(state.train):
         raise RLMathError(f"--resume: the training problems differ from those {checkpoint.path} was trained on "
                           f"(data.* or the dataset file changed since)")
     state.tracker.push_metrics()  # rows a crash left unsent between the last push and the checkpoint
-    restore_checkpoint(checkpoint, state.policy.model, objects)
     state.version = checkpoint.state["version"]
-    state.adapter = sync_adapter(state, checkpoint.step, probe_key="sync/resume_probe_max_abs_diff")
     return [stage_from_json(item) for item in checkpoint.state["stages"]]
 
 
@@ -263,11 +281,17 @@ def train_report(state: RunState, stages: list[Stage]) -> dict:
                              meta=meta, resamples=config.eval.bootstrap_resamples, seed=config.seed)
 
 
-def finish_run(state: RunState, stages: list[Stage], console) -> Path:
-    """Final adapter, eval.json, plots, registry, artifacts; print the comparison and what to open next."""
+def finish_run(state: RunState, stages: list[Stage], console, last_step: int | None = None) -> Path:
+    """Final adapter, eval.json, plots, registry, artifacts; print the comparison and what to open next.
+
+    ``last_step``: the step the final evaluation was logged at (default: GRPO's last step, else 0); the
+    comparison and the final model's metrics are logged there too.
+    """
     run_dir = state.tracker.run_dir
     save_adapter(state.policy.model, run_dir / "adapter")
     shutil.rmtree(run_dir / "adapters", ignore_errors=True)
+    for stage in STAGES:  # a finished run resumes from nothing
+        shutil.rmtree(stage_folder(run_dir, stage), ignore_errors=True)
     report = train_report(state, stages)
     write_eval_report(report, run_dir / "eval.json")
     plots = [plot_eval_report(report, run_dir / EVAL_PLOT),
@@ -275,7 +299,8 @@ def finish_run(state: RunState, stages: list[Stage], console) -> Path:
     adapters = [path for path in (run_dir / "adapter_sft", run_dir / "adapter") if path.is_dir()]
     for path in [*adapters, run_dir / "eval.json", run_dir / "config.yaml", *plots]:
         state.tracker.log_artifact(path, path.name if path in adapters else None)
-    last_step = max(state.config.grpo.steps, 0) if state.config.algorithm == "grpo" else 0
+    if last_step is None:
+        last_step = max(state.config.grpo.steps, 0) if state.config.algorithm == "grpo" else 0
     state.tracker.log_metrics(comparison_metrics(report), last_step)
     stage_metrics = {key: value for stage in stages
                      for key, value in stage.result.metrics(f"eval/{stage.name}").items()}

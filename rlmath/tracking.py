@@ -309,6 +309,11 @@ class Tracker:
             self._write_synced(self.metrics_offset())
         self.deferred = True
 
+    def send_live(self) -> None:
+        """Undo :meth:`defer_metrics` (nothing after this point will be resumed): send what waits, then each row."""
+        self.push_metrics()
+        self.deferred = False
+
     def metrics_offset(self) -> int:
         """Bytes of metrics.jsonl written so far: a checkpoint records it, a resume truncates to it."""
         self._metrics.flush()
@@ -319,8 +324,11 @@ class Tracker:
         return (self.run_dir / "samples.jsonl").stat().st_size
 
     def push_metrics(self) -> None:
-        """Send metrics.jsonl rows mlflow does not have yet, then record how far it got."""
-        if not self.run_id:
+        """Send metrics.jsonl rows mlflow does not have yet, then record how far it got.
+
+        Without :meth:`defer_metrics` every row was sent when it was logged: nothing is left to send.
+        """
+        if not self.run_id or not self.deferred:
             return
         synced = int((self.run_dir / SYNCED).read_text()) if (self.run_dir / SYNCED).exists() else 0
         end = self.metrics_offset()

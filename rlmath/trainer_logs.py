@@ -18,7 +18,10 @@ def forward_logs(prefix: str, log: Log, on_step: OnStep | None = None):
 
     class ForwardLogs(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):
-            numeric = {f"{prefix}/{k}": float(v) for k, v in (logs or {}).items() if isinstance(v, (int, float))}
+            logs = dict(logs or {})
+            if "train_runtime" in logs:  # the end-of-training summary repeats the last step's epoch
+                logs.pop("epoch", None)
+            numeric = {f"{prefix}/{k}": float(v) for k, v in logs.items() if isinstance(v, (int, float))}
             if numeric:
                 log(numeric, state.global_step)
 

@@ -19,48 +19,73 @@ Launch: ``rlmath train -c configs/dpo_smoke.yaml`` (tiny model) or ``-c configs/
 from __future__ import annotations
 
 import random
-import tempfile
 from pathlib import Path
 
 import torch
 
+from rlmath.checkpoint import find_resumable, load_adapter_weights
 from rlmath.config import Config
 from rlmath.errors import RLMathError
 from rlmath.eval_report import Stage
+from rlmath.interrupt import StopOnSignal
 from rlmath.pairs import load_pairs, rollout_pairs, save_pairs, solution_pairs, verified_samples
 from rlmath.pivotal import run_search
 from rlmath.rollout_scoring import score_groups
-from rlmath.run import RunState, evaluate_and_log, finish_run, progress_bar, setup_run, sync_adapter, tracked_run
+from rlmath.run import (
+    RunState,
+    defer_metrics_if_checkpointed,
+    evaluate_and_log,
+    finish_run,
+    progress_bar,
+    resume_stages,
+    setup_run,
+    sync_adapter,
+    tracked_run,
+)
 from rlmath.sampling import SamplingRequest
 from rlmath.trainer_logs import forward_logs
-from rlmath.trl_stage import shared_args
+from rlmath.trl_stage import StageCheckpoints, output_folder, shared_args, train
 
 REFERENCE = "ref"  # the name trl gives the frozen copy of the starting adapter
 ID_COLUMNS = ["prompt_ids", "chosen_ids", "rejected_ids"]
 
 
-def run_dpo(config: Config, console) -> Path:
+def run_dpo(config: Config, console, resume: Path | None = None) -> Path:
     """Evaluate the starting adapter, build or load pairs, DPO, evaluate again, finish like GRPO.
 
     The starting stage is ``sft`` when the run starts from a saved adapter (``lora.init_adapter``, e.g.
     the SFT warm start) and ``base`` otherwise, so eval.json compares the stage DPO actually improved on.
+    ``resume``: a run folder whose DPO stage was stopped; it continues on the run's saved pairs from its
+    latest stage checkpoint.
     """
-    trainer = setup_run(config)
+    checkpoint = find_resumable(resume) if resume is not None else None
+    trainer = setup_run(config, checkpoint)
     start = "sft" if config.lora.init_adapter else "base"
-    with tracked_run(trainer.tracker, trainer.sampler):
-        trainer.adapter = sync_adapter(trainer, step=0)
-        before = evaluate_and_log(trainer, start, trainer.adapter, step=0)
-        pairs = preference_pairs(trainer, console)
+    with tracked_run(trainer.tracker, trainer.sampler), StopOnSignal() as stop:
+        defer_metrics_if_checkpointed(trainer)
+        if checkpoint is None:  # a resumed stage needs no sampler before it ends: its pairs are saved
+            trainer.adapter = sync_adapter(trainer, step=0)
+            before = [Stage(start, config.lora.init_adapter, evaluate_and_log(trainer, start, trainer.adapter, step=0))]
+            pairs = preference_pairs(trainer, console)
+        else:
+            before, pairs = resume_stages(trainer, checkpoint), load_pairs(config.dpo.pairs or saved_pairs(trainer))
+        checkpoints = StageCheckpoints(trainer, "dpo", before, stop, checkpoint and checkpoint.path)
         with progress_bar(console) as bar:
             task = bar.add_task(f"DPO ({len(pairs)} pairs)", total=None)
             metrics = train_dpo(trainer.policy, pairs, config, trainer.tracker.log_metrics,
-                                on_step=lambda step, total: bar.update(task, completed=step, total=total))
+                                on_step=lambda step, total: bar.update(task, completed=step, total=total),
+                                checkpoints=checkpoints)
         steps = int(metrics["dpo/steps"])
         trainer.tracker.log_metrics(metrics, steps)
         trainer.adapter = sync_adapter(trainer, step=steps)
         after = evaluate_and_log(trainer, "final", trainer.adapter, steps)
-        finish_run(trainer, [Stage(start, config.lora.init_adapter, before), Stage("final", "adapter", after)], console)
+        finish_run(trainer, [*before, Stage("final", "adapter", after)], console, last_step=steps)
     return trainer.tracker.run_dir
+
+
+def saved_pairs(trainer: RunState) -> Path:
+    """Where a run keeps the pairs it built (``preference_pairs``), so a resumed DPO trains on the same ones."""
+    return trainer.tracker.run_dir / "pairs"
 
 
 def preference_pairs(trainer: RunState, console):
@@ -74,7 +99,7 @@ def preference_pairs(trainer: RunState, console):
     if not rows:
         raise RLMathError(f"dpo.source={cfg.source}: no preference pairs from {cfg.problems} problems "
                           "(every group was all right or all wrong); try more problems or dpo.source: solutions")
-    out = save_pairs(rows, trainer.tracker.run_dir / "pairs")
+    out = save_pairs(rows, saved_pairs(trainer))
     trainer.tracker.log_artifact(out / "pairs.jsonl", "pairs")
     trainer.tracker.log_metrics({"pairs/count": float(len(rows))}, 0)
     console.print(f"{len(rows)} preference pairs ({cfg.source}) -> {out}")
@@ -120,25 +145,25 @@ def pts_pairs(trainer: RunState) -> list[dict]:
     return rows
 
 
-def train_dpo(policy, pairs, config: Config, log, on_step=None) -> dict[str, float]:
+def train_dpo(policy, pairs, config: Config, log, on_step=None,
+              checkpoints: StageCheckpoints | None = None) -> dict[str, float]:
     """DPO on ``policy.model`` (a PeftModel) in place, against a frozen copy of its starting adapter.
 
     ``log(metrics, step)`` receives trl's logs as ``dpo/...`` (rewards/chosen, rewards/rejected,
-    rewards/margins, rewards/accuracies = preference accuracy); ``on_step(step, total)`` drives a bar.
+    rewards/margins, rewards/accuracies = preference accuracy); ``on_step(step, total)`` drives a bar;
+    ``checkpoints`` (in a run) saves and resumes the stage.
     """
-    from transformers import PrinterCallback
     from trl import DPOConfig as TRLDPOConfig
 
     cfg = config.dpo
-    with tempfile.TemporaryDirectory(prefix="rlmath-dpo-") as scratch:
-        args = TRLDPOConfig(**shared_args(cfg, config, scratch, logging_steps=1), beta=cfg.beta,
+    with output_folder(checkpoints, "rlmath-dpo-") as out:
+        args = TRLDPOConfig(**shared_args(cfg, config, out, logging_steps=1, checkpoints=checkpoints), beta=cfg.beta,
                             loss_type=list(cfg.loss_type), loss_weights=cfg.loss_weights)
         trainer = _trainer_class()(model=policy.model, args=args, train_dataset=pairs,
                                    processing_class=policy.tokenizer, callbacks=[forward_logs("dpo", log, on_step)])
-        trainer.remove_callback(PrinterCallback)
         try:
             check_reference(policy.model)
-            result = trainer.train()
+            result = train(trainer, checkpoints)
         finally:
             release_reference(policy.model)
     policy.model.config.use_cache = False
@@ -154,6 +179,12 @@ def _trainer_class():
             if all(name in dataset.column_names for name in ID_COLUMNS):
                 return dataset.select_columns(ID_COLUMNS)
             return super()._prepare_dataset(dataset, processing_class, args, dataset_name)
+
+        def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+            # With two adapters saved, transformers reloads only the sub-folder one (our frozen reference)
+            # and leaves the trained ``default`` at its starting weights: load it as well.
+            super()._load_from_checkpoint(resume_from_checkpoint, model)
+            load_adapter_weights(self.model, Path(resume_from_checkpoint), "default")
 
     return ExactIdsDPOTrainer
 

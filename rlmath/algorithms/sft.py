@@ -13,19 +13,30 @@ fine-tuned in place before GRPO). Both build on the shared lifecycle in :mod:`rl
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
+from rlmath.checkpoint import find_resumable
 from rlmath.config import Config
 from rlmath.data import Problem
 from rlmath.errors import RLMathError
 from rlmath.eval_report import Stage
 from rlmath.evaluation import EvalResult
+from rlmath.interrupt import StopOnSignal
 from rlmath.policy import save_adapter
 from rlmath.prompts import chat_messages
-from rlmath.run import RunState, evaluate_and_log, finish_run, progress_bar, setup_run, sync_adapter, tracked_run
+from rlmath.run import (
+    RunState,
+    defer_metrics_if_checkpointed,
+    evaluate_and_log,
+    finish_run,
+    progress_bar,
+    resume_stages,
+    setup_run,
+    sync_adapter,
+    tracked_run,
+)
 from rlmath.trainer_logs import forward_logs
-from rlmath.trl_stage import shared_args
+from rlmath.trl_stage import StageCheckpoints, output_folder, shared_args, train
 
 
 def sft_dataset(problems: list[Problem], config: Config):
@@ -40,33 +51,37 @@ def sft_dataset(problems: list[Problem], config: Config):
     return Dataset.from_list(rows)
 
 
-def train_sft(policy, problems: list[Problem], config: Config, log, on_step=None) -> dict[str, float]:
+def train_sft(policy, problems: list[Problem], config: Config, log, on_step=None,
+              checkpoints: StageCheckpoints | None = None) -> dict[str, float]:
     """Fine-tune ``policy.model`` (a PeftModel) in place.
 
-    ``log(metrics, step)`` receives trl's logs; ``on_step(step, total)`` drives a progress bar.
+    ``log(metrics, step)`` receives trl's logs; ``on_step(step, total)`` drives a progress bar;
+    ``checkpoints`` (in a run) saves and resumes the stage.
     """
     # trl (and its transformers trainer) load only when SFT runs: a GRPO run without warm start never pays for them.
-    from transformers import PrinterCallback
     from trl import SFTConfig, SFTTrainer
 
     cfg = config.sft
-    with tempfile.TemporaryDirectory(prefix="rlmath-sft-") as scratch:
-        args = SFTConfig(**shared_args(cfg, config, scratch, logging_steps=5), completion_only_loss=True,
-                         packing=False)
+    with output_folder(checkpoints, "rlmath-sft-") as out:
+        args = SFTConfig(**shared_args(cfg, config, out, logging_steps=5, checkpoints=checkpoints),
+                         completion_only_loss=True, packing=False)
         trainer = SFTTrainer(model=policy.model, args=args, train_dataset=sft_dataset(problems, config),
                              processing_class=policy.tokenizer, callbacks=[forward_logs("sft", log, on_step)])
-        trainer.remove_callback(PrinterCallback)  # our progress bar and tracker replace its dict prints
-        result = trainer.train()
+        result = train(trainer, checkpoints)
     policy.model.config.use_cache = False
     return {"sft/train_loss": float(result.training_loss), "sft/steps": float(result.global_step)}
 
 
-def warm_start(state: RunState, console, stage: str = "sft") -> EvalResult:
-    """Phi-4 order: SFT on verified worked solutions, keep that adapter as ``adapter_sft/``, evaluate it."""
+def warm_start(state: RunState, console, stage: str = "sft", checkpoints: StageCheckpoints | None = None) -> EvalResult:
+    """Phi-4 order: SFT on verified worked solutions, keep that adapter as ``adapter_sft/``, evaluate it.
+
+    ``checkpoints`` (the run's) saves the SFT stage as it trains, or continues it from a saved step.
+    """
     with progress_bar(console) as progress:
         task = progress.add_task(f"SFT warm start ({len(state.train)} worked solutions)", total=None)
         metrics = train_sft(state.policy, state.train, state.config, state.tracker.log_metrics,
-                            on_step=lambda step, total: progress.update(task, completed=step, total=total))
+                            on_step=lambda step, total: progress.update(task, completed=step, total=total),
+                            checkpoints=checkpoints)
     state.tracker.log_metrics(metrics, 0)
     if stage == "sft":
         save_adapter(state.policy.model, state.tracker.run_dir / "adapter_sft")
@@ -78,11 +93,20 @@ def warm_start(state: RunState, console, stage: str = "sft") -> EvalResult:
     return result
 
 
-def run_sft(config: Config, console) -> Path:
-    """``algorithm: sft``: a tracked run that evaluates, fine-tunes on worked solutions, evaluates again."""
-    state = setup_run(config)
-    with tracked_run(state.tracker, state.sampler):
-        base = Stage("base", None, evaluate_and_log(state, "base", adapter=None, step=0))
-        final = Stage("final", "adapter", warm_start(state, console, stage="final"))
-        finish_run(state, [base, final], console)
+def run_sft(config: Config, console, resume: Path | None = None) -> Path:
+    """``algorithm: sft``: a tracked run that evaluates, fine-tunes on worked solutions, evaluates again.
+
+    ``resume``: a run folder whose SFT stage was stopped; it continues from its latest stage checkpoint.
+    """
+    checkpoint = find_resumable(resume) if resume is not None else None
+    state = setup_run(config, checkpoint)
+    with tracked_run(state.tracker, state.sampler), StopOnSignal() as stop:
+        defer_metrics_if_checkpointed(state)
+        if checkpoint is None:
+            before = [Stage("base", None, evaluate_and_log(state, "base", adapter=None, step=0))]
+        else:
+            before = resume_stages(state, checkpoint)
+        checkpoints = StageCheckpoints(state, "sft", before, stop, checkpoint and checkpoint.path)
+        final = Stage("final", "adapter", warm_start(state, console, stage="final", checkpoints=checkpoints))
+        finish_run(state, [*before, final], console)
     return state.tracker.run_dir
