@@ -20,11 +20,27 @@ import contextlib
 import os
 from typing import Sequence
 
+from rlmath.engine_watchdog import watch_engine
 from rlmath.errors import RLMathError
 from rlmath.sampler_types import AdapterRef, Completion, Sampler, SamplingRequest
 
 __all__ = ["AdapterRef", "Completion", "EngineCrashed", "HFSampler", "Sampler", "SamplingRequest", "VLLMSampler", "build_sampler",
            "max_tokens_from_lengths"]
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]):
+    """Set environment variables for the duration of the block, then put back what was there."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _engine_start_error(exc: Exception, fraction: float) -> Exception:
@@ -80,7 +96,6 @@ class VLLMSampler:
         if sync == "merged":
             if weights_model is None:
                 raise RLMathError("sampling.sync=merged needs the trainer's policy model")
-            os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         try:
             from vllm import LLM
         except ImportError as exc:
@@ -99,10 +114,15 @@ class VLLMSampler:
         self._llm = self._start_engine(LLM)
 
     def _start_engine(self, engine_class):
+        """The engine (merged mode: in-process, set only while it starts), watched for a silent death."""
+        in_process = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"} if self.sync == "merged" else {}
         try:
-            return engine_class(**self._engine_args)
+            with _environment(in_process):
+                llm = engine_class(**self._engine_args)
         except (ValueError, RuntimeError) as exc:
             raise _engine_start_error(exc, self._engine_args["gpu_memory_utilization"]) from None
+        watch_engine(llm)
+        return llm
 
     def _on_engine(self, call):
         """Run ``call(lora_request)`` on the engine; a crashed engine is restarted once per run, then it is fatal.

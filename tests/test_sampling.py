@@ -152,3 +152,40 @@ def test_an_engine_killed_mid_run_is_restarted_once_then_a_second_crash_is_a_cle
             sampler.generate([PROMPT], SamplingRequest(n=2, temperature=1.0, max_tokens=4), adapter)
     finally:
         sampler.close()
+
+
+@pytest.mark.slow
+def test_a_call_waiting_on_an_engine_core_that_died_is_woken_not_left_hanging(perturbed_policy, monkeypatch) -> None:
+    """vLLM's monitor marks the client dead and shuts it down without waking ``get_output``: we must.
+
+    This reproduces the monitor's action itself (``shutdown()`` on the client while a caller waits), the
+    path that hung a fresh-clone run after an engine-core SIGKILL; the caller must get EngineDeadError.
+    """
+    import threading
+
+    from vllm.v1.engine.exceptions import EngineDeadError
+
+    from rlmath.sampling import build_sampler
+
+    monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "1")  # the engine core in its own process
+    config, policy, _ = perturbed_policy
+    sampler = build_sampler(config, policy.base_path)
+    client = sampler._llm.llm_engine.engine_core
+    raised: list[BaseException] = []
+
+    def wait_for_output() -> None:
+        try:
+            client.get_output()
+        except BaseException as exc:  # noqa: BLE001 - the test inspects what woke it
+            raised.append(exc)
+
+    waiter = threading.Thread(target=wait_for_output, daemon=True)
+    waiter.start()
+    try:
+        client.shutdown()  # what vLLM's engine monitor does once the engine-core process is gone
+        waiter.join(timeout=30)
+        assert not waiter.is_alive(), "get_output() still blocked 30 s after the engine was shut down"
+        assert raised and isinstance(raised[0], EngineDeadError)
+    finally:
+        sampler.close()
+

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 
 import pytest
@@ -67,10 +68,14 @@ def test_merged_sync_needs_the_policy(policy_and_config) -> None:
 
 
 @pytest.mark.slow
-def test_vllm_engine_reloaded_in_place_matches_the_trainer(policy_and_config, tmp_path) -> None:
+def test_vllm_engine_reloaded_in_place_matches_the_trainer(policy_and_config, tmp_path, monkeypatch) -> None:
     config, policy = policy_and_config
     merged = config.model_copy(update={"sampling": config.sampling.model_copy(update={"backend": "vllm", "sync": "merged"})})
+    monkeypatch.delenv("VLLM_ENABLE_V1_MULTIPROCESSING", raising=False)
     sampler = build_sampler(merged, policy.base_path, policy)
+    # The engine runs in-process, and that setting stays with it: later engines of the process keep theirs.
+    assert type(sampler._llm.llm_engine.engine_core).__name__ == "InprocClient"
+    assert "VLLM_ENABLE_V1_MULTIPROCESSING" not in os.environ
     pad = policy.tokenizer.pad_token_id
 
     def trainer_logprobs():
