@@ -209,7 +209,7 @@ def complete_checkpoints(run_dir: Path) -> list[Path]:
 
 
 def latest_name(run_dir: Path) -> str:
-    done = complete_checkpoints(run_dir)
+    done = complete_checkpoints(run_dir) if run_dir.is_dir() else []
     return done[-1].name if done else "none"
 
 

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import torch
 
-from rlmath.checkpoint import MANIFEST, PREFIX, seal, stage_folder
+from rlmath.checkpoint import MANIFEST, PREFIX, latest_name, seal, stage_folder
 from rlmath.config import Config
+from rlmath.errors import RLMathError
 from rlmath.eval_report import Stage
 from rlmath.interrupt import StopOnSignal
 from rlmath.run import RunState, run_facts
@@ -108,4 +109,9 @@ def train(trainer, checkpoints: StageCheckpoints | None):
         return trainer.train()
     trainer.add_callback(checkpoints.callback())
     resume = str(checkpoints.resume_from) if checkpoints.resume_from else None
-    return trainer.train(resume_from_checkpoint=resume)
+    try:
+        return trainer.train(resume_from_checkpoint=resume)
+    except OSError as exc:  # the trainer's only file writes are its checkpoints (disk full, permissions)
+        raise RLMathError(f"{checkpoints.name}: could not write a checkpoint in {checkpoints.folder} "
+                          f"({exc.strerror or exc}); the last complete one is {latest_name(checkpoints.folder)}"
+                          ) from None

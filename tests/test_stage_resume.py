@@ -7,6 +7,7 @@ step, checkpoints, exits 143, and ``--resume`` finishes the run. Real trl traine
 
 from __future__ import annotations
 
+import errno
 import json
 import signal
 import subprocess
@@ -135,6 +136,33 @@ def test_sigterm_in_the_sft_stage_checkpoints_it_exits_143_and_resume_finishes(t
     client, run = mlflow_run(run_dir)
     assert run.info.status == "FINISHED"
     assert_each_step_logged_once(client, run)
+
+
+@pytest.mark.slow
+def test_a_full_disk_while_a_stage_saves_is_a_clear_error_and_its_folder_never_counts(tmp_path: Path,
+                                                                                      monkeypatch) -> None:
+    from transformers import Trainer
+
+    from rlmath.errors import RLMathError
+
+    real, calls = Trainer._save_optimizer_and_scheduler, []
+
+    def disk_full_at_the_second_save(self, output_dir):
+        calls.append(output_dir)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, output_dir)
+
+    monkeypatch.setattr(Trainer, "_save_optimizer_and_scheduler", disk_full_at_the_second_save)
+    config = load_config(ROOT / "configs/smoke.yaml", [f"output_dir={tmp_path}", "run_name=r", "algorithm=sft",
+                                                       "sampling.backend=hf", "sft.max_steps=4", "sft.batch_size=2",
+                                                       "checkpoint.stage_every=2"])
+    with pytest.raises(RLMathError, match=r"sft: could not write a checkpoint .*No space left.*checkpoint-2"):
+        sft.run_sft(config, QUIET)
+    run_dir, folder = tmp_path / "r", ckpt.stage_folder(tmp_path / "r", "sft")
+    assert (folder / "checkpoint-4").is_dir() and not ckpt.is_complete(folder / "checkpoint-4")
+    assert ckpt.find_resumable(run_dir).step == 2
+    assert mlflow_run(run_dir)[1].info.status == "FAILED"
 
 
 def start_env() -> dict:
