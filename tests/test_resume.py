@@ -229,8 +229,11 @@ def test_sigterm_finishes_the_step_checkpoints_and_exits_143(tmp_path: Path) -> 
 @pytest.mark.slow
 def test_a_second_sigint_exits_at_once_and_keeps_the_last_checkpoint(tmp_path: Path) -> None:
     run_dir = tmp_path / "runs" / "run"
-    proc = start(train_args(tmp_path / "runs", "run", ["sampling.backend=hf", "grpo.steps=4", "checkpoint.every=1"]),
-                 tmp_path / "log")
+    # 128 rollouts a step: step 2 outlasts the half second between the signals (the smoke config's 16 rollouts
+    # took under 0.5 s in a fresh-clone run, so step 2 finished and was logged before the second signal).
+    slow_steps = ["sampling.backend=hf", "grpo.steps=4", "checkpoint.every=1", "grpo.prompts_per_step=16",
+                  "sampling.num_generations=8"]
+    proc = start(train_args(tmp_path / "runs", "run", slow_steps), tmp_path / "log")
     wait_for(lambda: (run_dir / "checkpoint-1").is_dir(), proc)
     proc.send_signal(signal.SIGINT)
     time.sleep(0.5)
