@@ -55,7 +55,6 @@ from rlmath.rollout_scoring import Scored, score_groups
 from rlmath.run import (
     RunState,
     checkpoint_run,
-    defer_metrics_if_checkpointed,
     evaluate_and_log,
     finish_run,
     progress_bar,
@@ -63,7 +62,7 @@ from rlmath.run import (
     resume_stages,
     setup_run,
     sync_adapter,
-    tracked_run,
+    training_run,
 )
 from rlmath.sampling import Completion, EngineCrashed, SamplingRequest, VLLMSampler
 from rlmath.trl_stage import StageCheckpoints
@@ -116,8 +115,7 @@ def run_training(config: Config, console, resume: Path | None = None) -> Path | 
     trainer = setup(config, checkpoint)
     config = trainer.config
     share_parameters(trainer.policy.model)
-    with tracked_run(trainer.tracker, trainer.sampler), StopOnSignal() as stop:
-        defer_metrics_if_checkpointed(trainer)
+    with training_run(trainer) as stop:
         if checkpoint is None or checkpoint.stage:  # fresh, or stopped in its SFT warm start
             stages, first = begin(trainer, console, stop, checkpoint), 1
         else:

@@ -28,6 +28,7 @@ from rlmath.data import Problem, load_problems
 from rlmath.errors import RLMathError
 from rlmath.eval_report import Stage, build_eval_report, comparison_metrics, print_eval_report, write_eval_report
 from rlmath.evaluation import EvalResult, evaluate
+from rlmath.interrupt import StopOnSignal
 from rlmath.model_registry import register_adapter
 from rlmath.models import resolve_model
 from rlmath.plots import plot_eval_report, plot_training_curves
@@ -142,6 +143,15 @@ def tracked_run(tracker: Tracker, sampler: Sampler | None = None) -> Iterator[No
     finally:
         if sampler is not None:
             sampler.close()
+
+
+@contextmanager
+def training_run(state: RunState) -> Iterator[StopOnSignal]:
+    """A training recipe's body: :func:`tracked_run`, SIGINT/SIGTERM turned into a stop request, and
+    metrics deferred to the checkpoints when the run writes any; yields the stop request."""
+    with tracked_run(state.tracker, state.sampler), StopOnSignal() as stop:
+        defer_metrics_if_checkpointed(state)
+        yield stop
 
 
 def sync_adapter(state: RunState, step: int, probe_key: str = "sync/probe_max_abs_diff") -> AdapterRef:

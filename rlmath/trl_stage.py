@@ -67,6 +67,11 @@ class StageCheckpoints:
     def folder(self) -> Path:
         return stage_folder(self.run.tracker.run_dir, self.name)
 
+    @property
+    def stopping(self) -> bool:
+        """A SIGINT/SIGTERM asked the run to stop: save this step, seal it, then stop."""
+        return self.stop is not None and self.stop.requested
+
     def args(self) -> dict:
         """The trainer's output folder and save schedule (its own rotation off: :func:`seal` prunes)."""
         every = self.run.config.checkpoint.stage_every
@@ -81,19 +86,19 @@ class StageCheckpoints:
 
         class SealCheckpoints(TrainerCallback):
             def on_step_end(self, args, state, control, **kwargs):
-                if state.global_step >= state.max_steps or (owner.stop is not None and owner.stop.requested):
+                if state.global_step >= state.max_steps or owner.stopping:
                     control.should_save = True
-                if owner.stop is not None and owner.stop.requested:
+                if owner.stopping:
                     control.should_training_stop = True
                 if control.should_save:  # a redone step rewrites its folder in place: unsealed until on_save
-                    (Path(args.output_dir) / f"{PREFIX}{state.global_step}" / MANIFEST).unlink(missing_ok=True)
+                    (owner.folder / f"{PREFIX}{state.global_step}" / MANIFEST).unlink(missing_ok=True)
 
             def on_save(self, args, state, control, **kwargs):
-                folder = Path(args.output_dir) / f"{PREFIX}{state.global_step}"
+                folder = owner.folder / f"{PREFIX}{state.global_step}"
                 facts = run_facts(owner.run, owner.stages) | {"stage": owner.name, "step": state.global_step}
                 seal(folder, facts, owner.run.config.checkpoint.keep)
                 owner.run.tracker.push_metrics()
-                if owner.stop is not None and owner.stop.requested:
+                if owner.stopping:
                     raise owner.stop.interrupted(f"{folder} written; continue with: "
                                                  f"rlmath train --resume {owner.run.tracker.run_dir}")
 

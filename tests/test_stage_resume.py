@@ -49,6 +49,24 @@ def crash_at(monkeypatch, module, name: str, at: int) -> None:
     monkeypatch.setattr(module, name, crashing)
 
 
+def crash(monkeypatch, recipe, config, module, name: str, at: int) -> Path:
+    """``recipe(config)`` with ``module.name`` raising after optimizer step ``at``; the run folder it leaves FAILED."""
+    crash_at(monkeypatch, module, name, at)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # mlflow.set_tracking_uri exported the last run's store
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        recipe(config, QUIET)
+    run_dir = Path(config.output_dir) / config.run_name
+    assert mlflow_run(run_dir)[1].info.status == "FAILED"
+    return run_dir
+
+
+def resume(monkeypatch, recipe, run_dir: Path) -> None:
+    """``rlmath train --resume run_dir`` in process, with the crash taken out again."""
+    monkeypatch.undo()
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert recipe(load_config(run_dir / "config.yaml"), QUIET, resume=run_dir) == run_dir
+
+
 def assert_same_run(ours: Path, reference: Path) -> None:
     differ = [(a["step"], {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)})
               for a, b in zip(rows(ours), rows(reference)) if a != b]
@@ -68,18 +86,11 @@ def test_a_crash_in_the_sft_warm_start_resumes_from_its_checkpoint_bitwise(tmp_p
         return load_config(ROOT / "configs/smoke.yaml", [f"output_dir={tmp_path / out}", "run_name=r", *WARM_START])
 
     reference = loop.run_training(config("a"), QUIET)
-    crash_at(monkeypatch, sft, "train_sft", at=8)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    with pytest.raises(RuntimeError, match="simulated crash"):
-        loop.run_training(config("b"), QUIET)
-    run_dir = tmp_path / "b" / "r"
+    run_dir = crash(monkeypatch, loop.run_training, config("b"), sft, "train_sft", at=8)
     stopped = ckpt.find_resumable(run_dir)
     assert (stopped.stage, stopped.step) == ("sft", 5) and not (run_dir / "checkpoint-0").exists()
-    assert mlflow_run(run_dir)[1].info.status == "FAILED"
 
-    monkeypatch.undo()
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    assert loop.run_training(load_config(run_dir / "config.yaml"), QUIET, resume=run_dir) == run_dir
+    resume(monkeypatch, loop.run_training, run_dir)
     assert [r["step"] for r in rows(run_dir) if "sft/loss" in r] == [5, 10]  # each once: 5 before the crash
     assert sum("eval/base/accuracy" in r for r in rows(run_dir)) == 1  # the base is not evaluated again
     assert_same_run(run_dir, reference)
@@ -96,17 +107,11 @@ def test_a_crash_in_dpo_resumes_on_the_saved_pairs_bitwise(tmp_path: Path, monke
                                                              "checkpoint.stage_every=2"])
 
     reference = dpo.run_dpo(config("a"), QUIET)
-    crash_at(monkeypatch, dpo, "train_dpo", at=3)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    with pytest.raises(RuntimeError, match="simulated crash"):
-        dpo.run_dpo(config("b"), QUIET)
-    run_dir = tmp_path / "b" / "r"
+    run_dir = crash(monkeypatch, dpo.run_dpo, config("b"), dpo, "train_dpo", at=3)
     stopped = ckpt.find_resumable(run_dir)
     assert (stopped.stage, stopped.step) == ("dpo", 2)
 
-    monkeypatch.undo()
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    assert dpo.run_dpo(load_config(run_dir / "config.yaml"), QUIET, resume=run_dir) == run_dir
+    resume(monkeypatch, dpo.run_dpo, run_dir)
     assert [r["step"] for r in rows(run_dir) if "dpo/loss" in r] == [1, 2, 3, 4, 5, 6]
     assert_same_run(run_dir, reference)
 

@@ -27,20 +27,18 @@ from rlmath.checkpoint import find_resumable, load_adapter_weights
 from rlmath.config import Config
 from rlmath.errors import RLMathError
 from rlmath.eval_report import Stage
-from rlmath.interrupt import StopOnSignal
 from rlmath.pairs import load_pairs, rollout_pairs, save_pairs, solution_pairs, verified_samples
 from rlmath.pivotal import run_search
 from rlmath.rollout_scoring import score_groups
 from rlmath.run import (
     RunState,
-    defer_metrics_if_checkpointed,
     evaluate_and_log,
     finish_run,
     progress_bar,
     resume_stages,
     setup_run,
     sync_adapter,
-    tracked_run,
+    training_run,
 )
 from rlmath.sampling import SamplingRequest
 from rlmath.trainer_logs import forward_logs
@@ -61,8 +59,7 @@ def run_dpo(config: Config, console, resume: Path | None = None) -> Path:
     checkpoint = find_resumable(resume) if resume is not None else None
     trainer = setup_run(config, checkpoint)
     start = "sft" if config.lora.init_adapter else "base"
-    with tracked_run(trainer.tracker, trainer.sampler), StopOnSignal() as stop:
-        defer_metrics_if_checkpointed(trainer)
+    with training_run(trainer) as stop:
         if checkpoint is None:  # a resumed stage needs no sampler before it ends: its pairs are saved
             trainer.adapter = sync_adapter(trainer, step=0)
             before = [Stage(start, config.lora.init_adapter, evaluate_and_log(trainer, start, trainer.adapter, step=0))]

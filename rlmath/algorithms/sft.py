@@ -21,19 +21,17 @@ from rlmath.data import Problem
 from rlmath.errors import RLMathError
 from rlmath.eval_report import Stage
 from rlmath.evaluation import EvalResult
-from rlmath.interrupt import StopOnSignal
 from rlmath.policy import save_adapter
 from rlmath.prompts import chat_messages
 from rlmath.run import (
     RunState,
-    defer_metrics_if_checkpointed,
     evaluate_and_log,
     finish_run,
     progress_bar,
     resume_stages,
     setup_run,
     sync_adapter,
-    tracked_run,
+    training_run,
 )
 from rlmath.trainer_logs import forward_logs
 from rlmath.trl_stage import StageCheckpoints, output_folder, shared_args, train
@@ -100,8 +98,7 @@ def run_sft(config: Config, console, resume: Path | None = None) -> Path:
     """
     checkpoint = find_resumable(resume) if resume is not None else None
     state = setup_run(config, checkpoint)
-    with tracked_run(state.tracker, state.sampler), StopOnSignal() as stop:
-        defer_metrics_if_checkpointed(state)
+    with training_run(state) as stop:
         if checkpoint is None:
             before = [Stage("base", None, evaluate_and_log(state, "base", adapter=None, step=0))]
         else:
