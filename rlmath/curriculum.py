@@ -6,6 +6,12 @@ and ``high`` (known to carry signal), and the rest on unseen problems (to measur
 model has mastered or cannot touch are drawn only at ``off_weight`` when nothing else is left. An
 unseen problem is never "in band": it has no pass rate yet.
 
+Unseen problems are not drawn uniformly: each is weighted by how often its family's groups have carried
+signal so far (``(informative + 1) / (groups + 2)``, so a family starts at 1/2). With a few thousand
+problems and a few hundred draws a problem is rarely seen twice, but a family is seen every step: after
+an SFT warm start some families are solved in every sample and some in none, and drawing those spends
+the sampling budget on groups with zero advantage.
+
 Difficulty escalation: when the pool spans several levels, only problems at or below the current
 level are drawn (lower levels at ``off_weight``, to rehearse without spending the batch on them).
 Once the mean pass rate of the last ``promote_window`` groups at the current level reaches
@@ -34,6 +40,8 @@ class ProblemPicker:
         self.rng = np.random.default_rng(seed)
         self.pass_rate = np.full(len(problems), np.nan)  # latest group pass rate per problem, (P,)
         self.difficulty = np.array([p.difficulty for p in problems])  # (P,)
+        self.family = np.array([p.family for p in problems])  # (P,)
+        self.family_groups: dict[str, list[int]] = {}  # family -> [informative groups, groups]
         self.levels = sorted(set(self.difficulty.tolist()))
         self.level = self.levels[0]
         self.promote_at = promote_at
@@ -61,7 +69,7 @@ class ProblemPicker:
         lower = eligible[~current]  # rehearsal of earlier levels, at off_weight beside the unseen ones
         picked = list(self.rng.choice(band, size=min(len(band), round(count * self.revisit)), replace=False))
         fresh_pool = np.concatenate([unseen, lower])
-        fresh_weights = np.concatenate([np.ones(len(unseen)), np.full(len(lower), self.off_weight)])
+        fresh_weights = np.concatenate([self.family_signal(unseen), np.full(len(lower), self.off_weight)])
         fresh = min(len(unseen) + len(lower), count - len(picked))
         if fresh:
             picked += list(self.rng.choice(fresh_pool, size=fresh, replace=False, p=fresh_weights / fresh_weights.sum()))
@@ -77,6 +85,10 @@ class ProblemPicker:
     def update(self, indices: list[int], pass_rates: list[float]) -> None:
         """Record group pass rates; promote to the next level once the current one is mostly solved."""
         self.pass_rate[np.asarray(indices)] = np.asarray(pass_rates, dtype=float)
+        for i, rate in zip(indices, pass_rates):
+            counts = self.family_groups.setdefault(str(self.family[i]), [0, 0])
+            counts[0] += int(0.0 < rate < 1.0)
+            counts[1] += 1
         self.recent.extend(rate for i, rate in zip(indices, pass_rates) if self.difficulty[i] == self.level)
         higher = [level for level in self.levels if level > self.level]
         if higher and len(self.recent) == self.recent.maxlen and np.mean(self.recent) >= self.promote_at:
@@ -84,10 +96,19 @@ class ProblemPicker:
             self.recent.clear()
             self._order = []  # plain epochs restart over the widened pool
 
+    def family_signal(self, indices: np.ndarray) -> np.ndarray:
+        """Smoothed share of informative groups of each problem's family (1/2 for a family not yet seen)."""
+        def signal(family: str) -> float:
+            informative, groups = self.family_groups.get(family, (0, 0))
+            return (informative + 1) / (groups + 2)
+        by_family = {family: signal(family) for family in set(self.family[indices].tolist())}
+        return np.array([by_family[family] for family in self.family[indices].tolist()], dtype=float)
+
     def state_dict(self) -> dict:
         """Everything :meth:`next_batch` depends on besides the problems: a resumed run draws what this one would."""
         return {"rng": self.rng.bit_generator.state, "pass_rate": self.pass_rate.tolist(), "level": int(self.level),
-                "recent": list(self.recent), "order": list(self._order)}
+                "recent": list(self.recent), "order": list(self._order),
+                "family_groups": {family: list(counts) for family, counts in self.family_groups.items()}}
 
     def load_state_dict(self, state: dict) -> None:
         if len(state["pass_rate"]) != len(self.problems):
@@ -97,6 +118,7 @@ class ProblemPicker:
         self.level = state["level"]
         self.recent = deque(state["recent"], maxlen=self.recent.maxlen)
         self._order = list(state["order"])
+        self.family_groups = {family: list(counts) for family, counts in state.get("family_groups", {}).items()}
 
     def in_band_fraction(self) -> float:
         """Share of seen problems inside the useful band: a curriculum health metric."""

@@ -310,7 +310,7 @@ def build_sampler(config, base_path: str, policy=None) -> Sampler:
         from rlmath.vllm_server import build_server_sampler  # it builds on this module's types
 
         return build_server_sampler(config, base_path)
-    return VLLMSampler(base_path, dtype=config.model.dtype, seed=config.seed, max_model_len=sampling.max_model_len,
+    return VLLMSampler(base_path, dtype=config.engine_dtype, seed=config.seed, max_model_len=sampling.max_model_len,
                        gpu_memory_utilization=sampling.gpu_memory_utilization, max_lora_rank=sampling.max_lora_rank,
                        enforce_eager=sampling.enforce_eager, sync=sampling.sync,
                        weights_model=policy.model if policy is not None else None)

@@ -332,6 +332,6 @@ def build_server_sampler(config, model_path: str) -> ServerSampler:
     """Connect to ``sampling.server_urls`` plus any replicas started here."""
     sampling = config.sampling
     launch = sampling.server_launch.replicas
-    processes = launch_servers(model_path, sampling, config.model.dtype, config.seed) if launch else []
+    processes = launch_servers(model_path, sampling, config.engine_dtype, config.seed) if launch else []
     urls = list(sampling.server_urls) + [p.url for p in processes]
     return ServerSampler(urls, timeout_s=sampling.request_timeout_s, processes=processes)

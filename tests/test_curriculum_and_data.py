@@ -169,3 +169,20 @@ def test_curriculum_training_revisits_problems_so_pass_rates_exist() -> None:
     revisited = counts >= 2
     assert revisited.sum() >= 30
     assert np.all((skill[revisited] >= 0.15) & (skill[revisited] <= 0.85))
+
+
+def test_unseen_problems_are_drawn_from_families_whose_groups_carry_signal() -> None:
+    """After a warm start one family is solved in every sample and another in none: a fresh problem of
+    either gives a zero-advantage group, so fresh draws go to the family whose groups are mixed."""
+    pool = [Problem(id=f"{family}{i}", question=f"{family} q{i}", answer=str(i), family=family)
+            for family in ("solved", "mixed", "hopeless") for i in range(300)]
+    picker = ProblemPicker(pool, seed=0, curriculum=True, revisit=0.0)
+    seen = {"solved": 1.0, "mixed": 0.5, "hopeless": 0.0}
+    for _ in range(6):  # measure every family: each drawn problem gets its family's pass rate
+        batch = picker.next_batch(30)
+        picker.update(batch, [seen[pool[i].family] for i in batch])
+    drawn = [pool[i].family for _ in range(10) for i in picker.next_batch(30)]
+    assert drawn.count("mixed") / len(drawn) > 0.8  # uniform over unseen problems would give 1/3
+    restored = ProblemPicker(pool, seed=0, curriculum=True)
+    restored.load_state_dict(picker.state_dict())
+    assert restored.family_groups == picker.family_groups

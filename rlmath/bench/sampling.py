@@ -50,7 +50,8 @@ def run(config, *, prompts: int, n: int, max_tokens: int, repeats: int, modes=MO
     result = {"name": "sampling", "ours": round(results[f"vllm_{best}"], 1), "peer": round(results["hf_generate"], 1),
               "ratio": round(results[f"vllm_{best}"] / results["hf_generate"], 2), "unit": "output tokens/s",
               "ours_label": f"vLLM sync={best}, sync included", "peer_label": "HF generate",
-              "config": {"model": config.model.name_or_path, "dtype": config.model.dtype, "prompts": len(model.prompts),
+              "config": {"model": config.model.name_or_path, "dtype": config.model.dtype, "engine_dtype": config.engine_dtype,
+                         "prompts": len(model.prompts),
                          "n": n, "max_tokens": max_tokens, "temperature": 1.0, "repeats": repeats, "lora_r": config.lora.r},
               "best_mode": best, **{k: round(v, 1) for k, v in results.items()}, **extras}
     rows = [(f"vLLM sync={m} (tokens/s, median)", f"{results[f'vllm_{m}']:.1f}") for m in modes]

@@ -71,7 +71,7 @@ def _restart_from_disk_seconds(model, work: Path) -> float:
     merged.save_pretrained(work / "merged")
     model.policy.tokenizer.save_pretrained(work / "merged")
     del merged
-    llm = LLM(model=str(work / "merged"), dtype=model.config.model.dtype, seed=model.config.seed,
+    llm = LLM(model=str(work / "merged"), dtype=model.config.engine_dtype, seed=model.config.seed,
               max_model_len=sampling.max_model_len, gpu_memory_utilization=sampling.gpu_memory_utilization,
               enforce_eager=sampling.enforce_eager)
     llm.generate([TokensPrompt(prompt_token_ids=model.prompts[0])], SamplingParams(max_tokens=1), use_tqdm=False)
