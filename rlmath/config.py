@@ -123,6 +123,10 @@ class SamplingConfig(_Section):
     max_model_len: int = Field(1024, ge=16)
     gpu_memory_utilization: float = Field(0.3, gt=0.0, le=1.0)
     """On CPU vLLM reserves this fraction of RAM for its KV cache (0.9 fails on a 24 GiB machine)."""
+    kv_cache_gib: float | None = Field(None, gt=0.0)
+    """Size the in-process engine's KV cache explicitly (vLLM's ``kv_cache_memory_bytes``) instead of from
+    ``gpu_memory_utilization``. On CPU the cache is resident RAM: size it to one step's rollouts, not to
+    a share of the machine."""
     max_lora_rank: int = 16
     enforce_eager: bool = True
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
@@ -190,7 +194,10 @@ class GRPOConfig(_Section):
     """Evaluate every N steps during training (0: only before and after)."""
     probe: bool = True
     """After each sync, check that vLLM serves the new adapter (its logprobs match the trainer's)."""
-    probe_tolerance: float = Field(0.1, gt=0.0)
+    probe_tolerance: float | None = Field(None, gt=0.0)
+    """Largest |trainer - sampler| token log-prob the probe accepts. ``None``: 0.1 for a sampler in the
+    model's precision, 1.0 for a lower one (bfloat16 rounding alone reaches 0.54 on 1% of 16-token probes
+    of the embedded model, so it then catches a wrong or base model, not a one-step-stale adapter)."""
     overlong_buffer: int = Field(0, ge=0)
     """DAPO overlong shaping: the last N tokens before max_tokens cost up to 1 reward, linearly."""
 
@@ -358,6 +365,13 @@ class Config(_Section):
     eval: EvalConfig = EvalConfig()
     tracking: TrackingConfig = TrackingConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
+
+    @property
+    def probe_tolerance(self) -> float:
+        """``grpo.probe_tolerance``, or its default for the engine's precision."""
+        if self.grpo.probe_tolerance is not None:
+            return self.grpo.probe_tolerance
+        return 0.1 if self.engine_dtype == self.model.dtype else 1.0
 
     @property
     def engine_dtype(self) -> str:

@@ -190,7 +190,7 @@ def probe_adapter(state: RunState, adapter: AdapterRef, sampler: Sampler | None 
         ours = sequence_logprobs(state.policy.model, [prompt], [completion], state.policy.tokenizer.pad_token_id,
                                  temperature=temperature)[0]
     difference = float((ours - theirs).abs().max())
-    tolerance = state.config.grpo.probe_tolerance
+    tolerance = state.config.probe_tolerance
     if difference > tolerance:
         where = f" at {sampler.url}" if hasattr(sampler, "url") else ""
         raise RLMathError(f"adapter sync probe failed: the sampler's{where} log-probs differ from the trainer's by "

@@ -43,7 +43,7 @@ def _environment(values: dict[str, str]):
                 os.environ[name] = value
 
 
-def _engine_start_error(exc: Exception, fraction: float) -> Exception:
+def _engine_start_error(exc: Exception, fraction: float, kv_cache_bytes: int | None = None) -> Exception:
     """vLLM's "not enough memory for the KV cache" is a config problem: name the key, not a traceback.
 
     In-process the engine raises the ValueError itself; with an engine subprocess the parent only sees
@@ -56,6 +56,9 @@ def _engine_start_error(exc: Exception, fraction: float) -> Exception:
         cause = "the vLLM engine failed to start (its log above names the cause; most often the KV cache)"
     else:
         return exc
+    if kv_cache_bytes is not None:
+        return RLMathError(f"sampling.kv_cache_gib={kv_cache_bytes / 2**30:g}: {cause}. It must hold at least one "
+                           "sequence of sampling.max_model_len tokens and fit in free RAM.")
     return RLMathError(f"sampling.gpu_memory_utilization={fraction}: {cause}. On CPU it is the fraction of all RAM "
                        "for the engine, counted after what this process already holds (the trainer's model): "
                        "raise it, or free memory.")
@@ -92,7 +95,7 @@ class VLLMSampler:
 
     def __init__(self, model_path: str, *, dtype: str, seed: int, max_model_len: int,
                  gpu_memory_utilization: float, max_lora_rank: int, enforce_eager: bool,
-                 sync: str = "adapter", weights_model=None) -> None:
+                 sync: str = "adapter", weights_model=None, kv_cache_gib: float | None = None) -> None:
         if sync == "merged":
             if weights_model is None:
                 raise RLMathError("sampling.sync=merged needs the trainer's policy model")
@@ -106,11 +109,12 @@ class VLLMSampler:
         self.sync_seconds: list[float] = []  # one entry per in-place reload (merged mode)
         self.restarts = 0  # engine restarts after a crash; one is allowed per run
         lora = {} if sync == "merged" else {"enable_lora": True, "max_lora_rank": max_lora_rank, "max_loras": 1}
+        kv_cache = {} if kv_cache_gib is None else {"kv_cache_memory_bytes": int(kv_cache_gib * 2**30)}
         # processed_logprobs: the log-prob of each sampled token under the distribution it was drawn
         # from (after temperature and top-p), which is what the importance-sampling correction needs.
         self._engine_args = dict(model=model_path, dtype=dtype, seed=seed, max_model_len=max_model_len,
                                  gpu_memory_utilization=gpu_memory_utilization, enforce_eager=enforce_eager,
-                                 enable_prefix_caching=True, logprobs_mode="processed_logprobs", **lora)
+                                 enable_prefix_caching=True, logprobs_mode="processed_logprobs", **lora, **kv_cache)
         self._llm = self._start_engine(LLM)
 
     def _start_engine(self, engine_class):
@@ -120,7 +124,8 @@ class VLLMSampler:
             with _environment(in_process):
                 llm = engine_class(**self._engine_args)
         except (ValueError, RuntimeError) as exc:
-            raise _engine_start_error(exc, self._engine_args["gpu_memory_utilization"]) from None
+            raise _engine_start_error(exc, self._engine_args["gpu_memory_utilization"],
+                                      self._engine_args.get("kv_cache_memory_bytes")) from None
         watch_engine(llm)
         return llm
 
@@ -313,4 +318,4 @@ def build_sampler(config, base_path: str, policy=None) -> Sampler:
     return VLLMSampler(base_path, dtype=config.engine_dtype, seed=config.seed, max_model_len=sampling.max_model_len,
                        gpu_memory_utilization=sampling.gpu_memory_utilization, max_lora_rank=sampling.max_lora_rank,
                        enforce_eager=sampling.enforce_eager, sync=sampling.sync,
-                       weights_model=policy.model if policy is not None else None)
+                       weights_model=policy.model if policy is not None else None, kv_cache_gib=sampling.kv_cache_gib)

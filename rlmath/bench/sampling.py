@@ -49,7 +49,7 @@ def run(config, *, prompts: int, n: int, max_tokens: int, repeats: int, modes=MO
     best = max(modes, key=lambda m: results[f"vllm_{m}"])
     result = {"name": "sampling", "ours": round(results[f"vllm_{best}"], 1), "peer": round(results["hf_generate"], 1),
               "ratio": round(results[f"vllm_{best}"] / results["hf_generate"], 2), "unit": "output tokens/s",
-              "ours_label": f"vLLM sync={best}, sync included", "peer_label": "HF generate",
+              "ours_label": f"vLLM sync={best} ({config.engine_dtype}), sync included", "peer_label": "HF generate",
               "config": {"model": config.model.name_or_path, "dtype": config.model.dtype, "engine_dtype": config.engine_dtype,
                          "prompts": len(model.prompts),
                          "n": n, "max_tokens": max_tokens, "temperature": 1.0, "repeats": repeats, "lora_r": config.lora.r},
