@@ -84,3 +84,15 @@ def test_unknown_reward_name_is_rejected_at_load_time() -> None:
 def test_unknown_family_is_rejected_at_load_time() -> None:
     with pytest.raises(ConfigError, match="data.families"):
         load_config(None, ["data.families=[add,calculus_of_doom]"])
+
+
+@pytest.mark.parametrize(("overrides", "engine", "tolerance"), [
+    ([], "float32", 0.1),                                             # engine in the trainer's precision
+    (["sampling.dtype=bfloat16"], "bfloat16", 1.0),                   # bfloat16 rounding alone exceeds 0.1
+    (["sampling.dtype=bfloat16", "grpo.probe_tolerance=0.3"], "bfloat16", 0.3),  # an explicit value wins
+    (["model.dtype=bfloat16"], "bfloat16", 0.1),                      # auto follows the model
+])
+def test_engine_precision_and_the_probe_tolerance_that_goes_with_it(overrides, engine, tolerance) -> None:
+    config = load_config(None, overrides)
+    assert config.engine_dtype == engine
+    assert config.probe_tolerance == tolerance

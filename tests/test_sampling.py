@@ -105,8 +105,13 @@ def test_hf_sampler_records_processed_logprobs_that_the_trainer_reproduces_at_th
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sync", ["adapter", "merged"])  # engine in a subprocess / in-process
-def test_a_kv_cache_that_does_not_fit_is_a_config_error_and_the_run_is_marked_failed(tmp_path: Path, sync) -> None:
+@pytest.mark.parametrize(("sync", "setting"), [
+    ("adapter", "sampling.gpu_memory_utilization=0.001"),  # engine in a subprocess
+    ("merged", "sampling.gpu_memory_utilization=0.001"),   # in-process
+    ("merged", "sampling.kv_cache_gib=0.0001"),            # explicit size: too small for one max_model_len sequence
+])
+def test_a_kv_cache_that_does_not_fit_is_a_config_error_and_the_run_is_marked_failed(tmp_path: Path, sync,
+                                                                                       setting) -> None:
     import subprocess
     import sys
 
@@ -114,10 +119,10 @@ def test_a_kv_cache_that_does_not_fit_is_a_config_error_and_the_run_is_marked_fa
 
     out = subprocess.run([sys.executable, "-m", "rlmath.cli", "train", "-c", str(ROOT / "configs/smoke.yaml"),
                           "--set", f"output_dir={tmp_path}", "--set", "sampling.backend=vllm",
-                          "--set", f"sampling.sync={sync}", "--set", "sampling.gpu_memory_utilization=0.001"],
+                          "--set", f"sampling.sync={sync}", "--set", setting],
                          capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert out.returncode != 0
-    assert "sampling.gpu_memory_utilization=0.001" in out.stderr + out.stdout
+    assert setting in out.stderr + out.stdout
     assert "╭─" not in out.stderr  # no rich traceback from the CLI
     assert not any(f"rlmath/{name}.py" in out.stderr for name in ("cli", "run", "sampling", "loop"))
     if sync == "merged":  # in-process engine: nothing prints a traceback (with an engine subprocess, vLLM's own does)
