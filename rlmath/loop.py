@@ -347,8 +347,9 @@ def build_batch(trainer: Trainer, problems, groups, rewards: torch.Tensor) -> tu
                          advantages=torch.tensor([r[2] for r in rows], dtype=torch.float32))
     s = trainer.config.sampling  # behaviour log-probs are stored before the first optimizer step
     attach_behaviour_logprobs(trainer.policy.model, batch, trainer.policy.tokenizer.pad_token_id, s.temperature,
-                              cfg.micro_batch_size, sampler_is_trainer=s.backend == "hf" and s.top_p == 1.0,
-                              single_step=takes_one_step(cfg))
+                              cfg.micro_batch_size, single_step=takes_one_step(cfg), autocast=cfg.autocast,
+                              # HF generate's float32 log-probs are the update's only when it runs in float32 too
+                              sampler_is_trainer=s.backend == "hf" and s.top_p == 1.0 and cfg.autocast == "none")
     return batch, stats
 
 

@@ -40,7 +40,14 @@ import torch
 
 from rlmath.config import GRPOConfig
 from rlmath.distributed import global_weights, sum_gradients
-from rlmath.policy import Reference, model_device, pack_batch, reference_logprobs, token_logprobs
+from rlmath.policy import (
+    Reference,
+    model_device,
+    pack_batch,
+    reference_logprobs,
+    token_logprobs,
+    training_precision,
+)
 
 
 @dataclass
@@ -204,7 +211,7 @@ def _padded(rows: Sequence[list[float]], mask: torch.Tensor) -> torch.Tensor:
 
 
 def behaviour_logprobs(model, batch: RolloutBatch, pad_id: int, temperature: float,
-                       micro_batch_size: int) -> list[list[float]]:
+                       micro_batch_size: int, autocast: str = "none") -> list[list[float]]:
     """One no-grad trainer pass over the batch at the sampling temperature: the behaviour log-probs."""
     was_training = model.training
     model.eval()
@@ -213,7 +220,8 @@ def behaviour_logprobs(model, batch: RolloutBatch, pad_id: int, temperature: flo
         for chunk in length_sorted_chunks(batch, micro_batch_size):
             part = batch.rows(chunk)
             packed = pack_batch(part.prompt_ids, part.completion_ids, pad_id, device=model_device(model))
-            logp = token_logprobs(model, packed, temperature)  # (b, T)
+            with training_precision(model, autocast):
+                logp = token_logprobs(model, packed, temperature)  # (b, T)
             for row, index in enumerate(chunk):
                 out[index] = logp[row, : len(batch.completion_ids[index])].tolist()
     model.train(was_training)
@@ -221,7 +229,8 @@ def behaviour_logprobs(model, batch: RolloutBatch, pad_id: int, temperature: flo
 
 
 def attach_behaviour_logprobs(model, batch: RolloutBatch, pad_id: int, temperature: float, micro_batch_size: int,
-                              sampler_is_trainer: bool, single_step: bool = False) -> RolloutBatch:
+                              sampler_is_trainer: bool, single_step: bool = False,
+                              autocast: str = "none") -> RolloutBatch:
     """Store the behaviour log-probs with the batch, before its first optimizer step.
 
     When the sampler *is* the trainer's model (HF backend, top_p = 1) its processed log-probs already are
@@ -230,12 +239,13 @@ def attach_behaviour_logprobs(model, batch: RolloutBatch, pad_id: int, temperatu
     behaviour weights, so the loss's own forward (detached) gives them exactly and a separate pass would
     cost a forward over the batch for nothing: ``old_logprobs`` stays ``None`` (see
     :func:`micro_batch_loss`). Otherwise (vLLM, or top-p truncation, with batch reuse) one no-grad trainer
-    pass computes them, and the sampler's own numbers only feed the trainer/sampler importance correction.
+    pass computes them (under the update's ``autocast``, so the first step's ratio is 1), and the sampler's
+    own numbers only feed the trainer/sampler importance correction.
     """
     if sampler_is_trainer:
         batch.old_logprobs = [list(row) for row in batch.sampler_logprobs]
     elif not single_step:
-        batch.old_logprobs = behaviour_logprobs(model, batch, pad_id, temperature, micro_batch_size)
+        batch.old_logprobs = behaviour_logprobs(model, batch, pad_id, temperature, micro_batch_size, autocast)
     return batch
 
 
@@ -271,7 +281,8 @@ def micro_batch_loss(model, batch: RolloutBatch, rows: slice, weights: torch.Ten
     device = model_device(model)
     packed = pack_batch(batch.prompt_ids[rows], batch.completion_ids[rows], pad_id, device=device)
     mask = packed.mask  # (b, T)
-    logp = token_logprobs(model, packed, temperature)  # (b, T)
+    with training_precision(model, config.autocast):
+        logp = token_logprobs(model, packed, temperature)  # (b, T)
     # No stored behaviour log-probs: one optimizer step on this batch, so the current weights are the behaviour ones.
     old_logp = logp.detach() if batch.old_logprobs is None else _padded(batch.old_logprobs[rows], mask)  # (b, T)
     sampler_logp = _padded(batch.sampler_logprobs[rows], mask)
@@ -328,7 +339,7 @@ def grpo_step(model, optimizer, batch: RolloutBatch, config: GRPOConfig, max_tok
                          "learner takes one optimizer step per batch; set both to 1")
     if batch.old_logprobs is None:
         attach_behaviour_logprobs(model, batch, pad_id, temperature, config.micro_batch_size, sampler_is_trainer=False,
-                                  single_step=takes_one_step(config))
+                                  single_step=takes_one_step(config), autocast=config.autocast)
     count = len(batch.completion_ids)
     parts = max(1, min(config.minibatches, count))
     model.train()
