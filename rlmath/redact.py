@@ -29,8 +29,10 @@ def secret_values(environ: dict[str, str] | None = None) -> list[str]:
     ['hf_abcdef']
     """
     env = os.environ if environ is None else environ
-    found = {value for name, value in env.items() if _SECRET_NAME.search(name.upper())
-             and len(value) >= _MIN_SECRET_LENGTH}
+    # Names first, then each value with .get(): another thread may remove a variable while this reads
+    # (mlflow's telemetry thread pops _MLFLOW_TELEMETRY_SESSION_ID), and os.environ.items() then raises KeyError.
+    values = (env.get(name) for name in list(env) if _SECRET_NAME.search(name.upper()))
+    found = {value for value in values if value is not None and len(value) >= _MIN_SECRET_LENGTH}
     return sorted(found, key=len, reverse=True)
 
 

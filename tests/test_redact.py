@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,30 @@ def test_tracker_keeps_secrets_out_of_config_params_tags_and_samples(fake_secret
     assert b"Use key ***" in (run_dir / "config.yaml").read_bytes()
     for value in fake_secrets.values():
         assert value.encode() not in written
+
+
+class _VanishingEnviron(Mapping):
+    """Behaves like ``os.environ`` while another thread removes ``gone`` mid-read: ``__iter__`` walks a
+    snapshot of the names, ``__getitem__`` then finds one missing (mlflow's telemetry thread does this)."""
+
+    def __init__(self, data: dict[str, str], gone: str) -> None:
+        self._data, self._gone = dict(data), gone
+
+    def __getitem__(self, name: str) -> str:
+        return self._data[name]
+
+    def __iter__(self):
+        names = list(self._data)
+        for name in names:
+            yield name
+            self._data.pop(self._gone, None)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+def test_a_variable_removed_while_secrets_are_read_is_skipped_not_a_crash() -> None:
+    """A demo once died at start with KeyError: '_MLFLOW_TELEMETRY_SESSION_ID' from this read."""
+    env = _VanishingEnviron({"A_TOKEN": "tok_123456", "_MLFLOW_TELEMETRY_SESSION_ID": "abcdef12", "Z_KEY": "key_98765"},
+                            gone="_MLFLOW_TELEMETRY_SESSION_ID")
+    assert sorted(secret_values(env)) == ["key_98765", "tok_123456"]
