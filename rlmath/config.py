@@ -214,8 +214,6 @@ class _TrlBatch(_Section):
     micro_batch_size: int | None = Field(None, ge=1)
     """Rows per forward/backward (gradient accumulation up to ``batch_size``); ``None``: the whole batch.
     Activation memory scales with it (full-vocabulary logits of every row), the gradient does not."""
-    autocast: Literal["none", "bfloat16"] = "none"
-    """Train under bfloat16 autocast (the LoRA weights and optimizer stay float32), as ``grpo.autocast``."""
 
     @model_validator(mode="after")
     def _micro_divides_batch(self):

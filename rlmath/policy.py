@@ -182,7 +182,7 @@ def model_device(model) -> torch.device:
 
 
 def training_precision(model, autocast: str):
-    """The autocast context of a training stage's forward passes (``grpo.autocast``, ``sft.autocast``).
+    """The autocast context of the GRPO update's forward passes (``grpo.autocast``).
 
     A no-op for ``none``. Entered around the passes themselves, never installed on ``model.forward``:
     trl's own ``bf16=True`` leaves accelerate's autocast wrapped around ``model.forward`` after

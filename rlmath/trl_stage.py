@@ -26,7 +26,6 @@ from rlmath.config import Config
 from rlmath.errors import RLMathError
 from rlmath.eval_report import Stage
 from rlmath.interrupt import StopOnSignal
-from rlmath.policy import training_precision
 from rlmath.run import RunState, run_facts
 
 
@@ -106,23 +105,17 @@ class StageCheckpoints:
         return SealCheckpoints()
 
 
-def train(trainer, checkpoints: StageCheckpoints | None, autocast: str = "none"):
-    """``trainer.train()`` with our progress bar instead of its printed dicts, checkpointed and resumed.
-
-    ``autocast`` (the section's): the whole ``train()`` runs inside the autocast context, so nothing is
-    left wrapped around the model afterwards (:func:`rlmath.policy.training_precision`).
-    """
+def train(trainer, checkpoints: StageCheckpoints | None):
+    """``trainer.train()`` with our progress bar instead of its printed dicts, checkpointed and resumed."""
     from transformers import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)
     if checkpoints is None:
-        with training_precision(trainer.model, autocast):
-            return trainer.train()
+        return trainer.train()
     trainer.add_callback(checkpoints.callback())
     resume = str(checkpoints.resume_from) if checkpoints.resume_from else None
     try:
-        with training_precision(trainer.model, autocast):
-            return trainer.train(resume_from_checkpoint=resume)
+        return trainer.train(resume_from_checkpoint=resume)
     except OSError as exc:  # the trainer's only file writes are its checkpoints (disk full, permissions)
         raise RLMathError(f"{checkpoints.name}: could not write a checkpoint in {checkpoints.folder} "
                           f"({exc.strerror or exc}); the last complete one is {latest_name(checkpoints.folder)}"

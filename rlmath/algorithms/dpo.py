@@ -160,7 +160,7 @@ def train_dpo(policy, pairs, config: Config, log, on_step=None,
                                    processing_class=policy.tokenizer, callbacks=[forward_logs("dpo", log, on_step)])
         try:
             check_reference(policy.model)
-            result = train(trainer, checkpoints, cfg.autocast)
+            result = train(trainer, checkpoints)
         finally:
             release_reference(policy.model)
     policy.model.config.use_cache = False

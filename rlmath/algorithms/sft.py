@@ -65,7 +65,7 @@ def train_sft(policy, problems: list[Problem], config: Config, log, on_step=None
                          completion_only_loss=True, packing=False)
         trainer = SFTTrainer(model=policy.model, args=args, train_dataset=sft_dataset(problems, config),
                              processing_class=policy.tokenizer, callbacks=[forward_logs("sft", log, on_step)])
-        result = train(trainer, checkpoints, cfg.autocast)
+        result = train(trainer, checkpoints)
     policy.model.config.use_cache = False
     return {"sft/train_loss": float(result.training_loss), "sft/steps": float(result.global_step)}
 
