@@ -89,4 +89,3 @@ def test_train_command_picks_the_recipe_by_algorithm() -> None:
     config = load_config(ROOT / "configs/smoke.yaml", ["algorithm=sft", "tracking.mlflow=false"])
     with pytest.raises(RLMathError, match="'sft' is not the GRPO recipe"):
         run_training(config, Console(quiet=True))
-
