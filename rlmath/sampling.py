@@ -43,7 +43,7 @@ def _environment(values: dict[str, str]):
                 os.environ[name] = value
 
 
-def _engine_start_error(exc: Exception, fraction: float, kv_cache_bytes: int | None = None) -> Exception:
+def _engine_start_error(exc: Exception, fraction: float, kv_cache_gib: float | None = None) -> Exception:
     """vLLM's "not enough memory for the KV cache" is a config problem: name the key, not a traceback.
 
     In-process the engine raises the ValueError itself; with an engine subprocess the parent only sees
@@ -56,8 +56,8 @@ def _engine_start_error(exc: Exception, fraction: float, kv_cache_bytes: int | N
         cause = "the vLLM engine failed to start (its log above names the cause; most often the KV cache)"
     else:
         return exc
-    if kv_cache_bytes is not None:
-        return RLMathError(f"sampling.kv_cache_gib={kv_cache_bytes / 2**30:g}: {cause}. It must hold at least one "
+    if kv_cache_gib is not None:  # the value as configured: the byte count rounds it (0.0001 -> 9.99998e-05)
+        return RLMathError(f"sampling.kv_cache_gib={kv_cache_gib:g}: {cause}. It must hold at least one "
                            "sequence of sampling.max_model_len tokens and fit in free RAM.")
     return RLMathError(f"sampling.gpu_memory_utilization={fraction}: {cause}. On CPU it is the fraction of all RAM "
                        "for the engine, counted after what this process already holds (the trainer's model): "
@@ -108,6 +108,7 @@ class VLLMSampler:
         self._loaded: int | None = None  # adapter version whose merged weights the engine holds; None = base
         self.sync_seconds: list[float] = []  # one entry per in-place reload (merged mode)
         self.restarts = 0  # engine restarts after a crash; one is allowed per run
+        self._kv_cache_gib = kv_cache_gib
         lora = {} if sync == "merged" else {"enable_lora": True, "max_lora_rank": max_lora_rank, "max_loras": 1}
         kv_cache = {} if kv_cache_gib is None else {"kv_cache_memory_bytes": int(kv_cache_gib * 2**30)}
         # processed_logprobs: the log-prob of each sampled token under the distribution it was drawn
@@ -124,8 +125,7 @@ class VLLMSampler:
             with _environment(in_process):
                 llm = engine_class(**self._engine_args)
         except (ValueError, RuntimeError) as exc:
-            raise _engine_start_error(exc, self._engine_args["gpu_memory_utilization"],
-                                      self._engine_args.get("kv_cache_memory_bytes")) from None
+            raise _engine_start_error(exc, self._engine_args["gpu_memory_utilization"], self._kv_cache_gib) from None
         watch_engine(llm)
         return llm
 
