@@ -259,7 +259,7 @@ def test_the_guard_counts_across_batches_and_a_good_step_resets_it(tiny_policy) 
     assert all(torch.isfinite(value).all() for value in lora_state(model).values())
 
 
-def test_a_bfloat16_autocast_update_learns_and_its_behaviour_pass_matches_its_loss(tiny_policy) -> None:
+def test_a_bfloat16_autocast_update_learns_and_keeps_float32_lora_weights(tiny_policy) -> None:
     """grpo.autocast: bfloat16 runs the forward/backward in bfloat16 but keeps the LoRA weights float32;
     two optimizer steps per batch, so the behaviour log-probs come from the autocast no-grad pass."""
     model = tiny_policy.model
@@ -275,9 +275,10 @@ def test_a_bfloat16_autocast_update_learns_and_its_behaviour_pass_matches_its_lo
     before, initial = margin(), lora_state(model)
     config = GRPOConfig(autocast="bfloat16", learning_rate=1e-3, epochs=2, micro_batch_size=1)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate)
-    for _ in range(3):
-        batch = _toy_batch(model)
-        batch = RolloutBatch([prompt, prompt], [good, bad], batch.sampler_logprobs[:2], torch.tensor([1.0, -1.0]))
+    for _ in range(3):  # a fresh batch per step, its sampler numbers the float32 policy's
+        with torch.no_grad():
+            sampler = [lp.tolist() for lp in sequence_logprobs(model, [prompt, prompt], [good, bad], 0)]
+        batch = RolloutBatch([prompt, prompt], [good, bad], sampler, torch.tensor([1.0, -1.0]))
         metrics = grpo_step(model, optimizer, batch, config, max_tokens=8, pad_id=0)
     assert all(value.dtype == torch.float32 for value in lora_state(model).values())
     assert any(not torch.equal(value, initial[name]) for name, value in lora_state(model).items())
