@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
-from torch.utils.checkpoint import checkpoint
 
 from rlmath.config import Config
 from rlmath.errors import RLMathError
@@ -155,67 +154,18 @@ def token_logprobs(model, batch: PackedBatch, temperature: float = 1.0) -> torch
     the GPU recipe's micro-batch), so the decoder runs once and the lm_head + log-softmax run over
     chunks of positions under activation checkpointing: backward recomputes one chunk at a time.
     """
+    from torch.utils.checkpoint import checkpoint
+
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     hidden = base.get_decoder()(input_ids=batch.ids, attention_mask=batch.attention,
                                 position_ids=batch.positions).last_hidden_state  # (B, P+T, H)
     hidden = hidden[:, -batch.width - 1:-1]  # (B, T, H): positions P-1 .. P+T-2 predict the completion
-    return _head_logprobs(base, hidden, batch.ids[:, -batch.width:], temperature)
-
-
-def shares_prompt_passes(model) -> bool:
-    """Can one prompt pass feed several completions? Not under gradient checkpointing in training mode:
-    transformers turns the KV cache off there, and the completions would lose their prompt."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return not (model.training and getattr(base, "is_gradient_checkpointing", False))
-
-
-def shared_prompt_logprobs(model, prompt: list[int], completions: Sequence[list[int]], pad_id: int,
-                           temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, T) log-probs and (B, T) mask of completions that all follow the same ``prompt``.
-
-    A GRPO group is k completions of one prompt, and the prompt (system text + question) is most of
-    each row. The prompt runs through the decoder once; its KV cache, repeated k times, is the past of
-    the k right-padded completions, and the gradient flows back through it. The same numbers as
-    :func:`token_logprobs` on the packed rows, for 1 + k*T tokens instead of k*(P+T).
-    """
-    device = model_device(model)
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    decoder = base.get_decoder()
-    width = max(1, max(len(c) for c in completions))
-    targets = torch.full((len(completions), width), pad_id, dtype=torch.long)  # (B, T)
-    mask = torch.zeros((len(completions), width), dtype=torch.float32)  # (B, T)
-    for row, completion in enumerate(completions):
-        targets[row, : len(completion)] = torch.tensor(completion, dtype=torch.long)
-        mask[row, : len(completion)] = 1.0
-    targets, mask = targets.to(device), mask.to(device)
-    head = decoder(input_ids=torch.tensor([prompt], dtype=torch.long, device=device), use_cache=True)
-    last = head.last_hidden_state[:, -1:].expand(len(completions), 1, -1)  # (B, 1, H) predicts token 0
-    if width == 1:
-        return _head_logprobs(base, last, targets, temperature), mask
-    cache = head.past_key_values
-    cache.batch_repeat_interleave(len(completions))
-    # Right padding only: causal attention keeps every real token blind to the pads after it.
-    rest = decoder(input_ids=targets[:, :-1], past_key_values=cache, use_cache=True).last_hidden_state  # (B, T-1, H)
-    return _head_logprobs(base, torch.cat([last, rest], dim=1), targets, temperature), mask
-
-
-def completion_logprobs(model, prompts: Sequence[list[int]], completions: Sequence[list[int]], pad_id: int,
-                        temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, T) log-probs and mask of right-padded completions: one shared prompt pass when every row has
-    the same prompt (:func:`shared_prompt_logprobs`), the packed batch otherwise."""
-    if len(prompts) > 1 and all(p == prompts[0] for p in prompts) and shares_prompt_passes(model):
-        return shared_prompt_logprobs(model, prompts[0], completions, pad_id, temperature)
-    packed = pack_batch(prompts, completions, pad_id, device=model_device(model))
-    return token_logprobs(model, packed, temperature), packed.mask
-
-
-def _head_logprobs(base, hidden: torch.Tensor, targets: torch.Tensor, temperature: float) -> torch.Tensor:
-    """lm_head + log-softmax over chunks of ``LOGPROB_CHUNK`` positions, each under activation checkpointing."""
     scale = 1.0 / temperature if temperature > 0 else 1.0
+    targets = batch.ids[:, -batch.width:]  # (B, T)
     head = base.get_output_embeddings()
     chunks = [checkpoint(_chunk_logprobs, head, hidden[:, i:i + LOGPROB_CHUNK], targets[:, i:i + LOGPROB_CHUNK],
                          scale, use_reentrant=False)
-              for i in range(0, targets.shape[1], LOGPROB_CHUNK)]
+              for i in range(0, batch.width, LOGPROB_CHUNK)]
     return torch.cat(chunks, dim=1)
 
 

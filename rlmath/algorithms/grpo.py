@@ -42,10 +42,10 @@ from rlmath.config import GRPOConfig
 from rlmath.distributed import global_weights, sum_gradients
 from rlmath.policy import (
     Reference,
-    completion_logprobs,
     model_device,
     pack_batch,
     reference_logprobs,
+    token_logprobs,
     training_precision,
 )
 
@@ -217,10 +217,11 @@ def behaviour_logprobs(model, batch: RolloutBatch, pad_id: int, temperature: flo
     model.eval()
     out: list[list[float]] = [[] for _ in batch.completion_ids]
     with torch.no_grad():
-        for chunk in prompt_group_chunks(batch, micro_batch_size):
+        for chunk in length_sorted_chunks(batch, micro_batch_size):
             part = batch.rows(chunk)
+            packed = pack_batch(part.prompt_ids, part.completion_ids, pad_id, device=model_device(model))
             with training_precision(model, autocast):
-                logp, _ = completion_logprobs(model, part.prompt_ids, part.completion_ids, pad_id, temperature)
+                logp = token_logprobs(model, packed, temperature)  # (b, T)
             for row, index in enumerate(chunk):
                 out[index] = logp[row, : len(batch.completion_ids[index])].tolist()
     model.train(was_training)
@@ -253,25 +254,20 @@ def takes_one_step(config: GRPOConfig) -> bool:
     return config.epochs * config.minibatches == 1
 
 
-def prompt_group_chunks(batch: RolloutBatch, size: int) -> list[list[int]]:
-    """Row indices in micro-batches of at most ``size``, each holding completions of one prompt only.
+def length_sorted_chunks(batch: RolloutBatch, size: int) -> list[list[int]]:
+    """Row indices in micro-batches of ``size``, rows of similar (prompt + completion) length together.
 
-    A micro-batch of one prompt's completions runs the prompt through the decoder once
-    (:func:`rlmath.policy.shared_prompt_logprobs`); within a group, rows of similar length sit together
-    so the right padding stays short. The loss weights are per row, so the grouping changes no gradient.
+    Each micro-batch is padded to its longest row, so mixing a 120-token rollout with 30-token ones
+    spends most of the forward/backward on padding; the loss weights are per row, so the grouping
+    changes no gradient.
 
-    >>> batch = RolloutBatch([[1]] * 3 + [[2]] * 2, [[1] * 9, [1], [1] * 8, [1, 1], [1]], [[]] * 5, torch.zeros(5))
-    >>> prompt_group_chunks(batch, 2)
-    [[1, 2], [0], [4, 3]]
+    >>> batch = RolloutBatch([[1]] * 4, [[1] * 9, [1], [1] * 8, [1, 1]], [[]] * 4, torch.zeros(4))
+    >>> length_sorted_chunks(batch, 2)
+    [[1, 3], [2, 0]]
     """
-    groups: dict[tuple[int, ...], list[int]] = {}
-    for row, prompt in enumerate(batch.prompt_ids):
-        groups.setdefault(tuple(prompt), []).append(row)
-    chunks = []
-    for rows in groups.values():
-        rows = sorted(rows, key=lambda row: len(batch.completion_ids[row]))
-        chunks += [rows[start:start + size] for start in range(0, len(rows), size)]
-    return chunks
+    total = [len(p) + len(c) for p, c in zip(batch.prompt_ids, batch.completion_ids)]
+    order = sorted(range(len(total)), key=lambda row: total[row])
+    return [order[start:start + size] for start in range(0, len(order), size)]
 
 
 def micro_batch_loss(model, batch: RolloutBatch, rows: slice, weights: torch.Tensor, config: GRPOConfig, pad_id: int,
@@ -283,9 +279,10 @@ def micro_batch_loss(model, batch: RolloutBatch, rows: slice, weights: torch.Ten
     truncated importance weight corrects the trainer/sampler mismatch at the behaviour policy).
     """
     device = model_device(model)
+    packed = pack_batch(batch.prompt_ids[rows], batch.completion_ids[rows], pad_id, device=device)
+    mask = packed.mask  # (b, T)
     with training_precision(model, config.autocast):
-        logp, mask = completion_logprobs(model, batch.prompt_ids[rows], batch.completion_ids[rows], pad_id,
-                                         temperature)  # (b, T) each
+        logp = token_logprobs(model, packed, temperature)  # (b, T)
     # No stored behaviour log-probs: one optimizer step on this batch, so the current weights are the behaviour ones.
     old_logp = logp.detach() if batch.old_logprobs is None else _padded(batch.old_logprobs[rows], mask)  # (b, T)
     sampler_logp = _padded(batch.sampler_logprobs[rows], mask)
@@ -299,7 +296,6 @@ def micro_batch_loss(model, batch: RolloutBatch, rows: slice, weights: torch.Ten
     if config.beta > 0:
         if reference is None:
             raise ValueError("grpo.beta > 0 needs a reference policy (policy.freeze_reference at stage start)")
-        packed = pack_batch(batch.prompt_ids[rows], batch.completion_ids[rows], pad_id, device=device)
         kl = k3_kl(logp, reference_logprobs(model, reference, packed, temperature))
         per_token = per_token + config.beta * kl
     token_weight = weights[rows].unsqueeze(1).to(device) * mask  # (b, T)
@@ -389,7 +385,7 @@ def _optimizer_step(model, optimizer, batch: RolloutBatch, config: GRPOConfig, m
     weights = sequence_weights(lengths, config.loss_type, max_tokens) if weights is None else weights
     optimizer.zero_grad(set_to_none=True)
     total_loss, total_tokens = 0.0, 0.0
-    for chunk in prompt_group_chunks(batch, config.micro_batch_size):
+    for chunk in length_sorted_chunks(batch, config.micro_batch_size):
         loss, stats = micro_batch_loss(model, batch.rows(chunk), slice(None), weights[chunk], config, pad_id,
                                        temperature, reference)
         loss.backward()
