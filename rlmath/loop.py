@@ -50,7 +50,7 @@ from rlmath.eval_report import Stage
 from rlmath.interrupt import StopOnSignal
 from rlmath.models import resolve_model
 from rlmath.peak_memory import peak_rss_gib
-from rlmath.policy import Reference, freeze_reference, load_policy
+from rlmath.policy import Reference, freeze_reference, load_policy, updates_in_bfloat16
 from rlmath.rollout_scoring import Scored, score_groups
 from rlmath.run import (
     RunState,
@@ -349,7 +349,8 @@ def build_batch(trainer: Trainer, problems, groups, rewards: torch.Tensor) -> tu
     attach_behaviour_logprobs(trainer.policy.model, batch, trainer.policy.tokenizer.pad_token_id, s.temperature,
                               cfg.micro_batch_size, single_step=takes_one_step(cfg), autocast=cfg.autocast,
                               # HF generate's float32 log-probs are the update's only when it runs in float32 too
-                              sampler_is_trainer=s.backend == "hf" and s.top_p == 1.0 and cfg.autocast == "none")
+                              sampler_is_trainer=s.backend == "hf" and s.top_p == 1.0
+                              and not updates_in_bfloat16(trainer.policy.model, cfg.autocast))
     return batch, stats
 
 

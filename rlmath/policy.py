@@ -15,6 +15,7 @@ import torch
 
 from rlmath.config import Config
 from rlmath.errors import RLMathError
+from rlmath.hardware import resolve_bfloat16
 
 
 @dataclass
@@ -181,14 +182,20 @@ def model_device(model) -> torch.device:
     return next(model.parameters()).device
 
 
+def updates_in_bfloat16(model, autocast: str) -> bool:
+    """Does ``grpo.autocast`` put this model's update under bfloat16 (``bfloat16_if_fast``: where its device is fast at it)?"""
+    return resolve_bfloat16(autocast, otherwise="none", device_type=model_device(model).type) == "bfloat16"
+
+
 def training_precision(model, autocast: str):
     """The autocast context of the GRPO update's forward passes (``grpo.autocast``).
 
-    A no-op for ``none``. Entered around the passes themselves, never installed on ``model.forward``:
-    trl's own ``bf16=True`` leaves accelerate's autocast wrapped around ``model.forward`` after
-    training, which put the sync probe 2.8 nats off the served adapter.
+    A no-op for ``none`` (and for ``bfloat16_if_fast`` on a device without bfloat16 units). Entered around
+    the passes themselves, never installed on ``model.forward``: trl's own ``bf16=True`` leaves
+    accelerate's autocast wrapped around ``model.forward`` after training, which put the sync probe
+    2.8 nats off the served adapter.
     """
-    return torch.autocast(model_device(model).type, dtype=torch.bfloat16, enabled=autocast == "bfloat16")
+    return torch.autocast(model_device(model).type, dtype=torch.bfloat16, enabled=updates_in_bfloat16(model, autocast))
 
 
 def sequence_logprobs(model, prompts: Sequence[list[int]], completions: Sequence[list[int]], pad_id: int,
