@@ -32,7 +32,7 @@ from rlmath.interrupt import StopOnSignal
 from rlmath.model_registry import register_adapter
 from rlmath.models import resolve_model
 from rlmath.plots import plot_eval_report, plot_training_curves
-from rlmath.policy import load_policy, save_adapter, sequence_logprobs
+from rlmath.policy import load_policy, save_adapter, sequence_logprobs, updates_in_bfloat16
 from rlmath.prompts import PromptEncoder
 from rlmath.redact import redact
 from rlmath.sampling import AdapterRef, Sampler, SamplingRequest, build_sampler, max_tokens_from_lengths
@@ -83,11 +83,18 @@ def setup_run(config: Config, resume: Checkpoint | None = None) -> RunState:
     try:
         if resume is None:  # a resumed run's dataset inputs are already in mlflow
             log_datasets(tracker, config, train, held_out)
+        tracker.set_tags(resolved_precision(config, policy))
         sampler = build_sampler(config, base, policy)
     except BaseException:  # the engine did not start: the run opened (or reopened) above must not stay RUNNING
         tracker.finish("FAILED")
         raise
     return RunState(config, tracker, policy, PromptEncoder(policy.tokenizer, config), sampler, train, held_out)
+
+
+def resolved_precision(config: Config, policy) -> dict[str, str]:
+    """What ``bfloat16_if_fast`` became on this machine (config.yaml keeps the request): the engine's and the update's precision."""
+    autocast = "bfloat16" if updates_in_bfloat16(policy.model, config.grpo.autocast) else "none"
+    return {"rlmath.engine_dtype": config.engine_dtype, "rlmath.update_autocast": autocast}
 
 
 def open_tracker(config: Config, resume: Checkpoint | None) -> Tracker:

@@ -68,6 +68,8 @@ def check_mlflow3_records(client, run) -> None:
     tags = run.data.tags
     assert tags["mlflow.source.type"] == "LOCAL" and tags["mlflow.source.name"]
     assert len(tags["mlflow.source.git.commit"]) == 40
+    # the smoke run's float32 model with no bfloat16 asked for: what ran, as resolved on this machine
+    assert (tags["rlmath.engine_dtype"], tags["rlmath.update_autocast"]) == ("float32", "none")
     assert any(key.startswith("system/cpu_utilization_percentage") for key in run.data.metrics), sorted(run.data.metrics)
     assert any(key.startswith("system/system_memory_usage") for key in run.data.metrics)
 
