@@ -60,6 +60,19 @@ def wait_for(predicate, proc: subprocess.Popen, timeout: float = 600) -> None:
         time.sleep(0.1)
 
 
+def pushed_to_mlflow(run_dir: Path, step: int) -> bool:
+    """checkpoint-STEP is written *and* mlflow has the metrics it covers (``.mlflow_synced`` reached its offset).
+
+    The folder appears before the push that follows it; a SIGKILL inside that push (rows sent, offset not yet
+    recorded) makes the resumed run send those rows again: a window of its own, not the mid-step kill tested here.
+    """
+    folder, synced = run_dir / f"checkpoint-{step}", run_dir / ".mlflow_synced"
+    if not (folder / ckpt.STATE).is_file() or not synced.is_file():
+        return False
+    covered = json.loads((folder / ckpt.STATE).read_text())["logs"]["metrics"]
+    return int(synced.read_text() or 0) >= covered
+
+
 def step_rows(run_dir: Path) -> list[dict]:
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     return [{k: v for k, v in r.items() if not k.startswith(NOISY)} for r in rows if "reward/mean" in r]
@@ -98,7 +111,7 @@ def test_kill_9_then_resume_ends_bitwise_equal_to_an_uninterrupted_run(tmp_path:
     straight = start(train_args(tmp_path / "a", "straight", HF), tmp_path / "straight.log")
     crashed = start(train_args(tmp_path / "b", "run", HF), tmp_path / "crashed.log")
     run_dir = tmp_path / "b" / "run"
-    wait_for(lambda: (run_dir / "checkpoint-2").is_dir(), crashed)
+    wait_for(lambda: pushed_to_mlflow(run_dir, step=2), crashed)
     crashed.send_signal(signal.SIGKILL)  # mid step 3: no handler, no cleanup
     crashed.wait()
     assert ckpt.latest_checkpoint(run_dir).step == 2 and not (run_dir / "eval.json").exists()
