@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from rlmath import checkpoint as ckpt
 from rlmath.cli import app
+from rlmath.tracking import SYNCED
 
 ROOT = Path(__file__).resolve().parents[1]
 HF = ["sampling.backend=hf", "grpo.steps=4", "checkpoint.every=2", "rewards.weights={correct: 1.0, text_length: 1.0}"]
@@ -66,7 +67,7 @@ def pushed_to_mlflow(run_dir: Path, step: int) -> bool:
     The folder appears before the push that follows it; a SIGKILL inside that push (rows sent, offset not yet
     recorded) makes the resumed run send those rows again: a window of its own, not the mid-step kill tested here.
     """
-    folder, synced = run_dir / f"checkpoint-{step}", run_dir / ".mlflow_synced"
+    folder, synced = run_dir / f"checkpoint-{step}", run_dir / SYNCED
     if not (folder / ckpt.STATE).is_file() or not synced.is_file():
         return False
     covered = json.loads((folder / ckpt.STATE).read_text())["logs"]["metrics"]
