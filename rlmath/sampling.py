@@ -23,6 +23,7 @@ from typing import Sequence
 from rlmath.engine_watchdog import watch_engine
 from rlmath.errors import RLMathError
 from rlmath.sampler_types import AdapterRef, Completion, Sampler, SamplingRequest
+from rlmath.vllm_kernels import cpu_kernel_engine_args
 
 __all__ = ["AdapterRef", "Completion", "EngineCrashed", "HFSampler", "Sampler", "SamplingRequest", "VLLMSampler", "build_sampler",
            "max_tokens_from_lengths"]
@@ -111,11 +112,13 @@ class VLLMSampler:
         self._kv_cache_gib = kv_cache_gib
         lora = {} if sync == "merged" else {"enable_lora": True, "max_lora_rank": max_lora_rank, "max_loras": 1}
         kv_cache = {} if kv_cache_gib is None else {"kv_cache_memory_bytes": int(kv_cache_gib * 2**30)}
+        kernels = cpu_kernel_engine_args() if sync == "merged" else {}  # the engine runs in this process then
         # processed_logprobs: the log-prob of each sampled token under the distribution it was drawn
         # from (after temperature and top-p), which is what the importance-sampling correction needs.
         self._engine_args = dict(model=model_path, dtype=dtype, seed=seed, max_model_len=max_model_len,
                                  gpu_memory_utilization=gpu_memory_utilization, enforce_eager=enforce_eager,
-                                 enable_prefix_caching=True, logprobs_mode="processed_logprobs", **lora, **kv_cache)
+                                 enable_prefix_caching=True, logprobs_mode="processed_logprobs", **lora, **kv_cache,
+                                 **kernels)
         self._llm = self._start_engine(LLM)
 
     def _start_engine(self, engine_class):

@@ -81,6 +81,10 @@ def test_vllm_engine_reloaded_in_place_matches_the_trainer(policy_and_config, tm
     assert type(sampler._llm.llm_engine.engine_core).__name__ == "InprocClient"
     assert "VLLM_ENABLE_V1_MULTIPROCESSING" not in os.environ
     assert str(sampler._llm.llm_engine.model_config.dtype) == f"torch.{dtype}"
+    from vllm import ir
+
+    # RMSNorm runs vLLM's compiled CPU kernel (rlmath.vllm_kernels), native only for shapes it cannot take.
+    assert ir.ops.fused_add_rms_norm.get_priority() == ["rlmath_cpu", "native"]
     pad = policy.tokenizer.pad_token_id
 
     def trainer_logprobs():
