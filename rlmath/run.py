@@ -36,7 +36,7 @@ from rlmath.policy import load_policy, save_adapter, sequence_logprobs, updates_
 from rlmath.prompts import PromptEncoder
 from rlmath.redact import redact
 from rlmath.sampling import AdapterRef, Sampler, SamplingRequest, build_sampler, max_tokens_from_lengths
-from rlmath.tracking import Tracker, new_run_dir
+from rlmath.tracking import Tracker, new_run_dir, rewind_synced
 from rlmath.vllm_server import probe_targets
 
 EVAL_PLOT = "reasoning_gains.png"
@@ -259,6 +259,7 @@ def resume_stages(state: RunState, checkpoint: Checkpoint) -> list[Stage]:
 
 def truncate_logs(run_dir: Path, offsets: dict[str, int]) -> None:
     """Cut metrics.jsonl and samples.jsonl back to the checkpoint: steps after it are redone, not repeated."""
+    rewind_synced(run_dir, offsets["metrics"])
     for name, offset in offsets.items():
         path = run_dir / f"{name}.jsonl"
         if path.exists() and path.stat().st_size > offset:

@@ -148,6 +148,49 @@ def store_lock(uri: str):
 
 SYNCED = ".mlflow_synced"
 """Byte offset of metrics.jsonl up to which mlflow holds the rows (runs that defer mlflow metrics)."""
+SENT_STEPS = ".mlflow_sent_steps.json"
+"""Per metric, the last step mlflow holds from rows a resume cut out of metrics.jsonl (see :func:`rewind_synced`)."""
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _read_sent_steps(run_dir: Path) -> dict[str, int]:
+    path = run_dir / SENT_STEPS
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _unsent(step: int, row: dict[str, Any], sent: dict[str, int]) -> tuple[int, dict[str, Any]]:
+    """The row without the metrics mlflow already holds at this step."""
+    return step, {key: value for key, value in row.items() if key not in sent or step > sent[key]}
+
+
+def rewind_synced(run_dir: Path, offset: int) -> None:
+    """Before a resume cuts metrics.jsonl back to ``offset``: move the synced offset back with it.
+
+    mlflow may already hold rows past the checkpoint (pushed by :meth:`Tracker.send_live` for the final
+    evaluation, or a finished run resumed from an earlier checkpoint). Left alone, the offset would point
+    past the cut, into whatever the resumed run writes there. Each metric's last step among those rows is
+    kept in ``SENT_STEPS``, so the redone steps are not sent twice (mlflow cannot delete a point). The
+    steps file is written first: a crash between the two writes leaves a rewind that is simply redone.
+    """
+    synced_path = run_dir / SYNCED
+    synced = int(synced_path.read_text()) if synced_path.exists() else 0
+    if synced <= offset:
+        return
+    with open(run_dir / "metrics.jsonl", "rb") as handle:
+        handle.seek(offset)
+        lines = handle.read(synced - offset).decode().splitlines()
+    sent = _read_sent_steps(run_dir)
+    for row in (json.loads(line) for line in lines if line.strip()):
+        step = row.pop("step")
+        for key in row:
+            sent[key] = max(step, sent.get(key, step))
+    _write_atomic(run_dir / SENT_STEPS, json.dumps(sent))
+    _write_atomic(synced_path, str(offset))
 
 
 class Tracker:
@@ -336,13 +379,12 @@ class Tracker:
             handle.seek(synced)
             lines = handle.read(end - synced).decode().splitlines()
         rows = [json.loads(line) for line in lines if line.strip()]
-        self._send_metrics([(row.pop("step"), row) for row in rows])
+        sent = _read_sent_steps(self.run_dir)  # steps mlflow got before a resume redid them
+        self._send_metrics([_unsent(row.pop("step"), row, sent) for row in rows])
         self._write_synced(end)
 
     def _write_synced(self, offset: int) -> None:
-        tmp = self.run_dir / f"{SYNCED}.tmp"
-        tmp.write_text(str(offset))
-        os.replace(tmp, self.run_dir / SYNCED)
+        _write_atomic(self.run_dir / SYNCED, str(offset))
 
     def log_samples(self, rows: list[dict[str, Any]], step: int) -> None:
         for row in rows:
