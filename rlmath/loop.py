@@ -49,7 +49,7 @@ from rlmath.errors import RLMathError
 from rlmath.eval_report import Stage
 from rlmath.interrupt import StopOnSignal
 from rlmath.models import resolve_model
-from rlmath.peak_memory import peak_rss_gib, release_freed_memory
+from rlmath.peak_memory import peak_rss_gib
 from rlmath.policy import Reference, freeze_reference, load_policy, updates_in_bfloat16
 from rlmath.rollout_scoring import Scored, score_groups
 from rlmath.run import (
@@ -289,7 +289,6 @@ def one_training_step(trainer: Trainer, step: int) -> dict[str, float]:
     # Temperature and reference reach the loss either way; the guard counts skipped non-finite steps.
     update = learner_step(trainer.policy.model, trainer.optimizer, batch, trainer.config,
                           trainer.policy.tokenizer.pad_token_id, trainer.reference, trainer.guard)
-    release_freed_memory()  # the update's freed activations, before the sync and the next step's sampling
     update.setdefault("bad_steps/consecutive", float(trainer.guard.consecutive))  # also on a step with no batch
     trainer.updated_step = step
     sync_started = time.perf_counter()

@@ -21,7 +21,6 @@ from rlmath.data import Problem
 from rlmath.errors import RLMathError
 from rlmath.eval_report import Stage
 from rlmath.evaluation import EvalResult
-from rlmath.peak_memory import release_freed_memory
 from rlmath.policy import save_adapter
 from rlmath.prompts import chat_messages
 from rlmath.run import (
@@ -81,7 +80,6 @@ def warm_start(state: RunState, console, stage: str = "sft", checkpoints: StageC
         metrics = train_sft(state.policy, state.train, state.config, state.tracker.log_metrics,
                             on_step=lambda step, total: progress.update(task, completed=step, total=total),
                             checkpoints=checkpoints)
-    release_freed_memory()  # the trainer is gone: its freed heap would sit under every GRPO update
     state.tracker.log_metrics(metrics, 0)
     if stage == "sft":
         save_adapter(state.policy.model, state.tracker.run_dir / "adapter_sft")
