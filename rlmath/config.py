@@ -127,6 +127,12 @@ class SamplingConfig(_Section):
     """Size the in-process engine's KV cache explicitly (vLLM's ``kv_cache_memory_bytes``) instead of from
     ``gpu_memory_utilization``. On CPU the cache is resident RAM: size it to one step's rollouts, not to
     a share of the machine."""
+    max_num_seqs: int | None = Field(None, ge=1)
+    """vLLM's ``max_num_seqs``: sequences decoded together. ``None``: vLLM's default (256 on CPU)."""
+    max_num_batched_tokens: int | None = Field(None, ge=16)
+    """vLLM's ``max_num_batched_tokens``: tokens one engine step may hold, which sizes its prefill and
+    sampler buffers. ``None``: vLLM's default (4096 on CPU). On CPU a smaller value lowers the engine's
+    resident heap while it samples."""
     max_lora_rank: int = 16
     enforce_eager: bool = True
     dtype: Literal["auto", "float32", "bfloat16", "float16", "bfloat16_if_fast"] = "auto"
@@ -190,6 +196,11 @@ class GRPOConfig(_Section):
     and counted; this many skipped in a row (across minibatches and steps) stop the run with an error and
     a checkpoint."""
     micro_batch_size: int = Field(16, ge=1)
+    pad_to_multiple_of: int = Field(16, ge=1)
+    """Left-pad each micro-batch of the update to a multiple of this many tokens. Rollouts come in every
+    length, and under bfloat16 autocast on CPU each new shape leaves oneDNN state behind: one-row
+    micro-batches of 80 shuffled lengths grew resident memory 0.7 -> 3.1 GiB, the same rows padded to
+    multiples of 16 held 2.2 GiB, in the same time. 1 turns it off."""
     autocast: Literal["none", "bfloat16", "bfloat16_if_fast"] = "none"
     """Run the update's forward and backward under bfloat16 autocast (LoRA weights, optimizer state and the
     log-softmax stay float32). On a CPU with bfloat16 matrix instructions (AVX512-BF16, AMX) this halves

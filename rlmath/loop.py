@@ -348,6 +348,7 @@ def build_batch(trainer: Trainer, problems, groups, rewards: torch.Tensor) -> tu
     s = trainer.config.sampling  # behaviour log-probs are stored before the first optimizer step
     attach_behaviour_logprobs(trainer.policy.model, batch, trainer.policy.tokenizer.pad_token_id, s.temperature,
                               cfg.micro_batch_size, single_step=takes_one_step(cfg), autocast=cfg.autocast,
+                              multiple_of=cfg.pad_to_multiple_of,
                               # HF generate's float32 log-probs are the update's only when it runs in float32 too
                               sampler_is_trainer=s.backend == "hf" and s.top_p == 1.0
                               and not updates_in_bfloat16(trainer.policy.model, cfg.autocast))

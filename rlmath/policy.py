@@ -122,10 +122,15 @@ class PackedBatch:
 
 
 def pack_batch(prompts: Sequence[list[int]], completions: Sequence[list[int]], pad_id: int,
-               device: torch.device | str = "cpu") -> PackedBatch:
-    """Build the batch on CPU, then move it to ``device`` (the model's: CUDA for the GPU recipe)."""
-    prompt_width = max(len(p) for p in prompts)
+               device: torch.device | str = "cpu", multiple_of: int = 1) -> PackedBatch:
+    """Build the batch on CPU, then move it to ``device`` (the model's: CUDA for the GPU recipe).
+
+    ``multiple_of`` widens the prompt side (more left padding, masked) until P+T is a multiple of it,
+    so the passes see a few shapes rather than one per length; the completion side stays exact.
+    """
     width = max(1, max(len(c) for c in completions))
+    prompt_width = max(len(p) for p in prompts)
+    prompt_width += -(prompt_width + width) % multiple_of
     ids = torch.full((len(prompts), prompt_width + width), pad_id, dtype=torch.long)  # (B, P+T)
     attention = torch.zeros_like(ids)
     mask = torch.zeros((len(prompts), width), dtype=torch.float32)  # (B, T)

@@ -74,6 +74,44 @@ def test_packed_logprobs_match_unpadded_single_sequences(tiny_policy) -> None:
         assert torch.allclose(a, b, atol=1e-4)
 
 
+def test_pack_batch_widens_the_prompt_side_to_a_multiple_and_keeps_completions_exact() -> None:
+    packed = pack_batch([[1, 2, 3], [7]], [[4, 5], [8, 9, 10]], pad_id=0, multiple_of=8)
+    assert packed.ids.tolist() == [[0, 0, 1, 2, 3, 4, 5, 0], [0, 0, 0, 0, 7, 8, 9, 10]]
+    assert packed.attention.sum(dim=1).tolist() == [5, 4]
+    assert packed.mask.tolist() == [[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]]
+    assert packed.positions[:, -3:].tolist() == [[3, 4, 4], [1, 2, 3]]
+    assert pack_batch([[1] * 5], [[2] * 3], pad_id=0, multiple_of=8).ids.shape == (1, 8)  # already a multiple
+
+
+def test_extra_left_padding_changes_no_log_prob(tiny_policy) -> None:
+    from rlmath.policy import token_logprobs
+
+    prompts, completions = [[5, 6, 7, 8], [9]], [[11, 12], [13, 14, 15]]
+    with torch.no_grad():
+        exact = token_logprobs(tiny_policy.model, pack_batch(prompts, completions, 0))
+        padded = token_logprobs(tiny_policy.model, pack_batch(prompts, completions, 0, multiple_of=16))
+    assert torch.allclose(exact, padded, atol=1e-5)
+
+
+def test_the_update_sees_few_shapes_when_rollouts_come_in_every_length(tiny_policy) -> None:
+    """One-row micro-batches of 12 lengths reach the decoder as widths in multiples of ``pad_to_multiple_of``."""
+    model = tiny_policy.model
+    widths: list[int] = []
+    decoder = model.get_base_model().get_decoder()
+    hook = decoder.register_forward_pre_hook(lambda _, args, kwargs: widths.append(kwargs["input_ids"].shape[1]),
+                                             with_kwargs=True)
+    completions = [[11] * n for n in range(1, 13)]
+    batch = RolloutBatch([[5, 6, 7]] * 12, completions, [[-1.0] * n for n in range(1, 13)],
+                         torch.tensor([1.0, -1.0] * 6))
+    config = GRPOConfig(learning_rate=1e-4, micro_batch_size=1, pad_to_multiple_of=8)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.learning_rate)
+    try:
+        grpo_step(model, optimizer, batch, config, max_tokens=16, pad_id=0)
+    finally:
+        hook.remove()
+    assert len(widths) == 12 and sorted(set(widths)) == [8, 16]
+
+
 @pytest.fixture
 def tiny_policy():
     from rlmath.models import resolve_model

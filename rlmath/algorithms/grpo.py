@@ -211,7 +211,7 @@ def _padded(rows: Sequence[list[float]], mask: torch.Tensor) -> torch.Tensor:
 
 
 def behaviour_logprobs(model, batch: RolloutBatch, pad_id: int, temperature: float,
-                       micro_batch_size: int, autocast: str = "none") -> list[list[float]]:
+                       micro_batch_size: int, autocast: str = "none", multiple_of: int = 1) -> list[list[float]]:
     """One no-grad trainer pass over the batch at the sampling temperature: the behaviour log-probs."""
     was_training = model.training
     model.eval()
@@ -219,7 +219,8 @@ def behaviour_logprobs(model, batch: RolloutBatch, pad_id: int, temperature: flo
     with torch.no_grad():
         for chunk in length_sorted_chunks(batch, micro_batch_size):
             part = batch.rows(chunk)
-            packed = pack_batch(part.prompt_ids, part.completion_ids, pad_id, device=model_device(model))
+            packed = pack_batch(part.prompt_ids, part.completion_ids, pad_id, device=model_device(model),
+                                multiple_of=multiple_of)
             with training_precision(model, autocast):
                 logp = token_logprobs(model, packed, temperature)  # (b, T)
             for row, index in enumerate(chunk):
@@ -230,7 +231,7 @@ def behaviour_logprobs(model, batch: RolloutBatch, pad_id: int, temperature: flo
 
 def attach_behaviour_logprobs(model, batch: RolloutBatch, pad_id: int, temperature: float, micro_batch_size: int,
                               sampler_is_trainer: bool, single_step: bool = False,
-                              autocast: str = "none") -> RolloutBatch:
+                              autocast: str = "none", multiple_of: int = 1) -> RolloutBatch:
     """Store the behaviour log-probs with the batch, before its first optimizer step.
 
     When the sampler *is* the trainer's model (HF backend, top_p = 1) its processed log-probs already are
@@ -245,7 +246,8 @@ def attach_behaviour_logprobs(model, batch: RolloutBatch, pad_id: int, temperatu
     if sampler_is_trainer:
         batch.old_logprobs = [list(row) for row in batch.sampler_logprobs]
     elif not single_step:
-        batch.old_logprobs = behaviour_logprobs(model, batch, pad_id, temperature, micro_batch_size, autocast)
+        batch.old_logprobs = behaviour_logprobs(model, batch, pad_id, temperature, micro_batch_size, autocast,
+                                                multiple_of)
     return batch
 
 
@@ -279,7 +281,8 @@ def micro_batch_loss(model, batch: RolloutBatch, rows: slice, weights: torch.Ten
     truncated importance weight corrects the trainer/sampler mismatch at the behaviour policy).
     """
     device = model_device(model)
-    packed = pack_batch(batch.prompt_ids[rows], batch.completion_ids[rows], pad_id, device=device)
+    packed = pack_batch(batch.prompt_ids[rows], batch.completion_ids[rows], pad_id, device=device,
+                        multiple_of=config.pad_to_multiple_of)
     mask = packed.mask  # (b, T)
     with training_precision(model, config.autocast):
         logp = token_logprobs(model, packed, temperature)  # (b, T)
@@ -339,7 +342,8 @@ def grpo_step(model, optimizer, batch: RolloutBatch, config: GRPOConfig, max_tok
                          "learner takes one optimizer step per batch; set both to 1")
     if batch.old_logprobs is None:
         attach_behaviour_logprobs(model, batch, pad_id, temperature, config.micro_batch_size, sampler_is_trainer=False,
-                                  single_step=takes_one_step(config), autocast=config.autocast)
+                                  single_step=takes_one_step(config), autocast=config.autocast,
+                                  multiple_of=config.pad_to_multiple_of)
     count = len(batch.completion_ids)
     parts = max(1, min(config.minibatches, count))
     model.train()
