@@ -306,6 +306,7 @@ def finish_run(state: RunState, stages: list[Stage], console, last_step: int | N
     comparison and the final model's metrics are logged there too.
     """
     run_dir = state.tracker.run_dir
+    state.sampler.close()  # every evaluation is done: the engine's KV cache and weights (~1.5 GiB) go before the plots
     save_adapter(state.policy.model, run_dir / "adapter")
     shutil.rmtree(run_dir / "adapters", ignore_errors=True)
     for stage in STAGES:  # a finished run resumes from nothing

@@ -44,13 +44,18 @@ def _environment(values: dict[str, str]):
                 os.environ[name] = value
 
 
-def _engine_start_error(exc: Exception, fraction: float, kv_cache_gib: float | None = None) -> Exception:
+def _engine_start_error(exc: Exception, fraction: float, kv_cache_gib: float | None = None,
+                        limits: dict[str, int] | None = None) -> Exception:
     """vLLM's "not enough memory for the KV cache" is a config problem: name the key, not a traceback.
 
     In-process the engine raises the ValueError itself; with an engine subprocess the parent only sees
     "Engine core initialization failed" and the cause is in the engine's log above it.
     """
     message = " ".join(str(exc).split())
+    if "max_num_batched_tokens" in message:  # vLLM's own rules (>= max_num_seqs, >= max_model_len)
+        named = ", ".join(f"sampling.{name}={value}" for name, value in (limits or {}).items())
+        return RLMathError(f"{named or 'sampling.max_num_batched_tokens'}: vLLM refused the engine's batch limits "
+                           f"({message})")
     if "memory" in message.lower():
         cause = f"vLLM could not reserve its KV cache ({message})"
     elif "initialization failed" in message:
@@ -96,7 +101,8 @@ class VLLMSampler:
 
     def __init__(self, model_path: str, *, dtype: str, seed: int, max_model_len: int,
                  gpu_memory_utilization: float, max_lora_rank: int, enforce_eager: bool,
-                 sync: str = "adapter", weights_model=None, kv_cache_gib: float | None = None) -> None:
+                 sync: str = "adapter", weights_model=None, kv_cache_gib: float | None = None,
+                 scheduler_limits: dict[str, int] | None = None) -> None:
         if sync == "merged":
             if weights_model is None:
                 raise RLMathError("sampling.sync=merged needs the trainer's policy model")
@@ -110,6 +116,7 @@ class VLLMSampler:
         self.sync_seconds: list[float] = []  # one entry per in-place reload (merged mode)
         self.restarts = 0  # engine restarts after a crash; one is allowed per run
         self._kv_cache_gib = kv_cache_gib
+        self._scheduler_limits = scheduler_limits or {}
         lora = {} if sync == "merged" else {"enable_lora": True, "max_lora_rank": max_lora_rank, "max_loras": 1}
         kv_cache = {} if kv_cache_gib is None else {"kv_cache_memory_bytes": int(kv_cache_gib * 2**30)}
         kernels = cpu_kernel_engine_args() if sync == "merged" else {}  # the engine runs in this process then
@@ -118,7 +125,7 @@ class VLLMSampler:
         self._engine_args = dict(model=model_path, dtype=dtype, seed=seed, max_model_len=max_model_len,
                                  gpu_memory_utilization=gpu_memory_utilization, enforce_eager=enforce_eager,
                                  enable_prefix_caching=True, logprobs_mode="processed_logprobs", **lora, **kv_cache,
-                                 **kernels)
+                                 **kernels, **self._scheduler_limits)
         self._llm = self._start_engine(LLM)
 
     def _start_engine(self, engine_class):
@@ -128,7 +135,8 @@ class VLLMSampler:
             with _environment(in_process):
                 llm = engine_class(**self._engine_args)
         except (ValueError, RuntimeError) as exc:
-            raise _engine_start_error(exc, self._engine_args["gpu_memory_utilization"], self._kv_cache_gib) from None
+            raise _engine_start_error(exc, self._engine_args["gpu_memory_utilization"], self._kv_cache_gib,
+                                      self._scheduler_limits) from None
         watch_engine(llm)
         return llm
 
@@ -321,4 +329,11 @@ def build_sampler(config, base_path: str, policy=None) -> Sampler:
     return VLLMSampler(base_path, dtype=config.engine_dtype, seed=config.seed, max_model_len=sampling.max_model_len,
                        gpu_memory_utilization=sampling.gpu_memory_utilization, max_lora_rank=sampling.max_lora_rank,
                        enforce_eager=sampling.enforce_eager, sync=sampling.sync,
-                       weights_model=policy.model if policy is not None else None, kv_cache_gib=sampling.kv_cache_gib)
+                       weights_model=policy.model if policy is not None else None, kv_cache_gib=sampling.kv_cache_gib,
+                       scheduler_limits=scheduler_limits(sampling))
+
+
+def scheduler_limits(sampling) -> dict[str, int]:
+    """The engine's batch limits that the config sets; the rest stay vLLM's defaults."""
+    limits = {"max_num_seqs": sampling.max_num_seqs, "max_num_batched_tokens": sampling.max_num_batched_tokens}
+    return {name: value for name, value in limits.items() if value is not None}

@@ -104,6 +104,34 @@ def test_hf_sampler_records_processed_logprobs_that_the_trainer_reproduces_at_th
         assert not torch.allclose(torch.tensor(completion.logprobs), untempered, atol=1e-2)
 
 
+def test_batch_limits_vllm_refuses_are_named_as_config_keys() -> None:
+    from rlmath.errors import RLMathError
+    from rlmath.sampling import _engine_start_error
+
+    refused = ValueError("max_num_batched_tokens (32) must be greater than or equal to max_num_seqs (64).")
+    error = _engine_start_error(refused, 0.3, None, {"max_num_seqs": 64, "max_num_batched_tokens": 32})
+    assert isinstance(error, RLMathError)
+    assert "sampling.max_num_seqs=64, sampling.max_num_batched_tokens=32" in str(error)
+
+
+@pytest.mark.slow
+def test_the_engine_batch_limits_reach_the_engine_and_a_group_larger_than_them_still_completes(perturbed_policy) -> None:
+    """``sampling.max_num_seqs`` / ``max_num_batched_tokens`` bound the engine's batch (its resident heap on CPU)."""
+    from rlmath.sampling import build_sampler
+
+    config, policy, _ = perturbed_policy
+    limited = config.model_copy(update={"sampling": config.sampling.model_copy(update={
+        "sync": "merged", "max_num_seqs": 2, "max_num_batched_tokens": config.sampling.max_model_len})})
+    sampler = build_sampler(limited, policy.base_path, policy)
+    try:
+        scheduler = sampler._llm.llm_engine.vllm_config.scheduler_config
+        assert (scheduler.max_num_seqs, scheduler.max_num_batched_tokens) == (2, config.sampling.max_model_len)
+        groups = sampler.generate([PROMPT, PROMPT[:8]], SamplingRequest(n=3, temperature=1.0, max_tokens=6), None)
+        assert [len(group) for group in groups] == [3, 3]  # 6 sequences through a batch of 2
+    finally:
+        sampler.close()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("sync", "setting"), [
     ("adapter", "sampling.gpu_memory_utilization=0.001"),  # engine in a subprocess
