@@ -188,6 +188,12 @@ class GRPOConfig(_Section):
     baseline), ``penalty`` subtracts ``truncation_penalty`` from their reward, ``none`` treats them as any other."""
     truncation_penalty: float = Field(1.0, ge=0.0)
     scale_rewards: bool = True
+    negative_weight: float = Field(1.0, ge=0.0)
+    """Multiply negative advantages by this: 1 is plain GRPO, 0 learns from the better-than-average rollouts
+    only (positive-sample reinforcement in Zhu et al. 2025, "The Surprising Effectiveness of Negative
+    Reinforcement"; their W-REINFORCE down-weights the other side). At 0 with dynamic sampling the update
+    skips the zero-advantage rows, most of a batch. Dev split, embedded model: 0 at lr 1e-4 gained as much as
+    plain GRPO (README "The RL stage, measured")."""
     dynamic_sampling: bool = False
     """Drop groups whose rewards are all equal (they carry no GRPO signal)."""
     max_grad_norm: float = Field(1.0, gt=0.0)

@@ -23,6 +23,7 @@ from rlmath.algorithms.grpo import (
     apply_truncation,
     attach_behaviour_logprobs,
     distributed_grpo_step,
+    gradient_rows,
     group_advantages,
     grpo_step,
     informative_groups,
@@ -30,6 +31,7 @@ from rlmath.algorithms.grpo import (
     scales_by_std,
     shape_overlong,
     takes_one_step,
+    weigh_negatives,
 )
 from rlmath.algorithms.sft import warm_start
 from rlmath.checkpoint import Checkpoint, find_resumable, stage_folder
@@ -328,9 +330,10 @@ def score_rollouts(trainer: Trainer, problems: list[Problem], groups) -> tuple[S
 
 
 def build_batch(trainer: Trainer, problems, groups, rewards: torch.Tensor) -> tuple[RolloutBatch | None, dict]:
-    """Group advantages; with dynamic sampling, groups whose rewards are all equal are dropped."""
+    """Group advantages; with dynamic sampling, groups whose rewards are all equal are dropped, and so are
+    rows without gradient (:func:`gradient_rows`)."""
     cfg = trainer.config.grpo
-    advantages = group_advantages(rewards, scale=scales_by_std(cfg))  # (N, k)
+    advantages = weigh_negatives(group_advantages(rewards, scale=scales_by_std(cfg)), cfg.negative_weight)  # (N, k)
     keep = kept_groups(rewards, cfg)
     truncated = _truncated(groups)  # (N, k)
     rows_kept = apply_truncation(rewards, truncated, cfg.truncation, cfg.truncation_penalty)[1]  # (N, k)
@@ -338,8 +341,10 @@ def build_batch(trainer: Trainer, problems, groups, rewards: torch.Tensor) -> tu
              "groups/kept": float(keep.sum()), "truncation/count": float(truncated.sum()),
              "truncation/masked": float((~rows_kept).sum())}
     prompts = trainer.encoder([p.question for p in problems])
+    carries = gradient_rows(advantages, rows_kept, cfg)  # (N, k)
+    stats["rows/zero_advantage_skipped"] = float((rows_kept & ~carries).sum())
     rows = [(prompts[i], c, float(advantages[i, j])) for i in range(len(problems)) if keep[i]
-            for j, c in enumerate(groups[i]) if rows_kept[i, j]]
+            for j, c in enumerate(groups[i]) if carries[i, j]]
     if not rows:
         return None, stats
     batch = RolloutBatch(prompt_ids=[r[0] for r in rows], completion_ids=[r[1].token_ids for r in rows],

@@ -9,11 +9,13 @@ from rlmath.algorithms.grpo import (
     NonFiniteGuard,
     RolloutBatch,
     clipped_surrogate,
+    gradient_rows,
     group_advantages,
     grpo_step,
     informative_groups,
     k3_kl,
     sequence_weights,
+    weigh_negatives,
 )
 from rlmath.config import GRPOConfig, load_config
 from rlmath.policy import lora_state, pack_batch
@@ -30,6 +32,30 @@ def test_all_equal_groups_have_zero_advantage_and_are_not_informative() -> None:
     rewards = torch.tensor([[1.0, 1.0], [0.0, 1.0]])
     assert group_advantages(rewards, scale=True)[0].abs().max() == 0
     assert informative_groups(rewards).tolist() == [False, True]
+
+
+def test_negative_weight_scales_only_the_below_average_rows() -> None:
+    adv = group_advantages(torch.tensor([[1.0, 0.0, 0.0, 0.0]]), scale=True)
+    for weight in (0.0, 0.3, 1.0):
+        out = weigh_negatives(adv, weight)
+        assert out[0, 0] == adv[0, 0]  # the correct rollout's advantage is untouched
+        assert torch.allclose(out[0, 1:], adv[0, 1:] * weight)
+
+
+def test_at_negative_weight_zero_the_update_sees_only_the_rows_that_carry_gradient() -> None:
+    rewards = torch.tensor([[1.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 0.0]])
+    kept = torch.ones_like(rewards, dtype=torch.bool)
+    kept[0, 0] = False  # e.g. a truncated row under grpo.truncation: mask stays out
+    plain = group_advantages(rewards, scale=True)
+    positive_only = GRPOConfig(dynamic_sampling=True, negative_weight=0.0)
+    rows = gradient_rows(weigh_negatives(plain, 0.0), kept, positive_only)
+    assert rows.tolist() == [[False, False, False, False], [True, True, True, False]]
+    # plain GRPO, a KL term, or no dynamic sampling: every kept row still goes to the update
+    assert torch.equal(gradient_rows(plain, kept, GRPOConfig(dynamic_sampling=True)), kept)
+    with_kl = GRPOConfig(dynamic_sampling=True, negative_weight=0.0, beta=0.05)
+    assert torch.equal(gradient_rows(weigh_negatives(plain, 0.0), kept, with_kl), kept)
+    no_dynamic = GRPOConfig(dynamic_sampling=False, negative_weight=0.0)
+    assert torch.equal(gradient_rows(weigh_negatives(plain, 0.0), kept, no_dynamic), kept)
 
 
 @pytest.mark.parametrize("loss_type", ["grpo", "dr_grpo", "dapo"])

@@ -105,6 +105,27 @@ def group_advantages(rewards: torch.Tensor, scale: bool, eps: float = 1e-4) -> t
     return centred
 
 
+def weigh_negatives(advantages: torch.Tensor, weight: float) -> torch.Tensor:
+    """Scale the negative advantages by ``weight`` (``grpo.negative_weight``), leaving the positive ones alone.
+
+    >>> weigh_negatives(torch.tensor([[1.5, -0.5, -1.0]]), 0.5).tolist()
+    [[1.5, -0.25, -0.5]]
+    """
+    return torch.where(advantages < 0, advantages * weight, advantages)
+
+
+def gradient_rows(advantages: torch.Tensor, rows_kept: torch.Tensor, config: GRPOConfig) -> torch.Tensor:
+    """(N, k) rows the update must see: the kept ones, less (under dynamic sampling) those with a zero advantage.
+
+    At ``negative_weight: 0`` that is every below-average row, most of a batch whose groups are mostly
+    wrong; the update's cost is its rows, and without a KL term (``beta``) these add nothing to its gradient.
+    Without dynamic sampling every kept row stays, so the per-sequence mean keeps its old denominator.
+    """
+    if config.beta > 0 or not config.dynamic_sampling:
+        return rows_kept
+    return rows_kept & (advantages != 0)
+
+
 def informative_groups(rewards: torch.Tensor) -> torch.Tensor:
     """DAPO dynamic sampling: a group whose rewards are all equal has zero advantage everywhere.
 
