@@ -127,6 +127,10 @@ class SamplingConfig(_Section):
     """Size the in-process engine's KV cache explicitly (vLLM's ``kv_cache_memory_bytes``) instead of from
     ``gpu_memory_utilization``. On CPU the cache is resident RAM: size it to one step's rollouts, not to
     a share of the machine."""
+    kv_cache_tokens: int | None = Field(None, ge=16)
+    """Size the in-process engine's KV cache in tokens instead of GiB: converted with the model's layers, KV
+    heads and head size at the engine's resolved dtype, so one value holds the same number of tokens in a
+    float32 engine and in a bfloat16 one (half the RAM). Exclusive with ``kv_cache_gib``."""
     max_num_seqs: int | None = Field(None, ge=1)
     """vLLM's ``max_num_seqs``: sequences decoded together. ``None``: vLLM's default (256 on CPU)."""
     max_num_batched_tokens: int | None = Field(None, ge=16)
@@ -152,6 +156,12 @@ class SamplingConfig(_Section):
     server_launch: ServerLaunchConfig = ServerLaunchConfig()
     request_timeout_s: float = Field(600.0, gt=0.0)
     """One HTTP request to a replica; a replica that does not answer in time counts as dead."""
+
+    @model_validator(mode="after")
+    def _one_kv_cache_size(self) -> SamplingConfig:
+        if self.kv_cache_gib is not None and self.kv_cache_tokens is not None:
+            raise ValueError("set sampling.kv_cache_gib or sampling.kv_cache_tokens, not both")
+        return self
 
     @model_validator(mode="after")
     def _servers_named(self) -> SamplingConfig:

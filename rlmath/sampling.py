@@ -44,7 +44,7 @@ def _environment(values: dict[str, str]):
                 os.environ[name] = value
 
 
-def _engine_start_error(exc: Exception, fraction: float, kv_cache_gib: float | None = None,
+def _engine_start_error(exc: Exception, fraction: float, kv_cache_setting: str | None = None,
                         limits: dict[str, int] | None = None) -> Exception:
     """vLLM's "not enough memory for the KV cache" is a config problem: name the key, not a traceback.
 
@@ -62,8 +62,8 @@ def _engine_start_error(exc: Exception, fraction: float, kv_cache_gib: float | N
         cause = "the vLLM engine failed to start (its log above names the cause; most often the KV cache)"
     else:
         return exc
-    if kv_cache_gib is not None:  # the value as configured: the byte count rounds it (0.0001 -> 9.99998e-05)
-        return RLMathError(f"sampling.kv_cache_gib={kv_cache_gib:g}: {cause}. It must hold at least one "
+    if kv_cache_setting is not None:  # the value as configured: the byte count rounds it (0.0001 -> 9.99998e-05)
+        return RLMathError(f"{kv_cache_setting}: {cause}. It must hold at least one "
                            "sequence of sampling.max_model_len tokens and fit in free RAM.")
     return RLMathError(f"sampling.gpu_memory_utilization={fraction}: {cause}. On CPU it is the fraction of all RAM "
                        "for the engine, counted after what this process already holds (the trainer's model): "
@@ -101,7 +101,7 @@ class VLLMSampler:
 
     def __init__(self, model_path: str, *, dtype: str, seed: int, max_model_len: int,
                  gpu_memory_utilization: float, max_lora_rank: int, enforce_eager: bool,
-                 sync: str = "adapter", weights_model=None, kv_cache_gib: float | None = None,
+                 sync: str = "adapter", weights_model=None, kv_cache: tuple[str, int] | None = None,
                  scheduler_limits: dict[str, int] | None = None) -> None:
         if sync == "merged":
             if weights_model is None:
@@ -115,10 +115,10 @@ class VLLMSampler:
         self._loaded: int | None = None  # adapter version whose merged weights the engine holds; None = base
         self.sync_seconds: list[float] = []  # one entry per in-place reload (merged mode)
         self.restarts = 0  # engine restarts after a crash; one is allowed per run
-        self._kv_cache_gib = kv_cache_gib
+        self._kv_cache_setting = kv_cache[0] if kv_cache else None  # "sampling.kv_cache_gib=1", for errors
         self._scheduler_limits = scheduler_limits or {}
         lora = {} if sync == "merged" else {"enable_lora": True, "max_lora_rank": max_lora_rank, "max_loras": 1}
-        kv_cache = {} if kv_cache_gib is None else {"kv_cache_memory_bytes": int(kv_cache_gib * 2**30)}
+        kv_cache = {} if kv_cache is None else {"kv_cache_memory_bytes": kv_cache[1]}
         kernels = cpu_kernel_engine_args() if sync == "merged" else {}  # the engine runs in this process then
         # processed_logprobs: the log-prob of each sampled token under the distribution it was drawn
         # from (after temperature and top-p), which is what the importance-sampling correction needs.
@@ -135,7 +135,7 @@ class VLLMSampler:
             with _environment(in_process):
                 llm = engine_class(**self._engine_args)
         except (ValueError, RuntimeError) as exc:
-            raise _engine_start_error(exc, self._engine_args["gpu_memory_utilization"], self._kv_cache_gib,
+            raise _engine_start_error(exc, self._engine_args["gpu_memory_utilization"], self._kv_cache_setting,
                                       self._scheduler_limits) from None
         watch_engine(llm)
         return llm
@@ -329,8 +329,34 @@ def build_sampler(config, base_path: str, policy=None) -> Sampler:
     return VLLMSampler(base_path, dtype=config.engine_dtype, seed=config.seed, max_model_len=sampling.max_model_len,
                        gpu_memory_utilization=sampling.gpu_memory_utilization, max_lora_rank=sampling.max_lora_rank,
                        enforce_eager=sampling.enforce_eager, sync=sampling.sync,
-                       weights_model=policy.model if policy is not None else None, kv_cache_gib=sampling.kv_cache_gib,
+                       weights_model=policy.model if policy is not None else None, kv_cache=kv_cache_size(sampling, base_path, config.engine_dtype),
                        scheduler_limits=scheduler_limits(sampling))
+
+
+def kv_cache_size(sampling, model_path: str, dtype: str) -> tuple[str, int] | None:
+    """The engine's KV cache as (the setting that asked for it, bytes); ``None``: vLLM sizes it from
+    ``gpu_memory_utilization``. A size in tokens is what a step's rollouts need whatever the engine's dtype:
+    1 GiB holds ~23k tokens of the embedded model in float32 and ~46k in bfloat16."""
+    if sampling.kv_cache_gib is not None:
+        return f"sampling.kv_cache_gib={sampling.kv_cache_gib:g}", int(sampling.kv_cache_gib * 2**30)
+    if sampling.kv_cache_tokens is not None:
+        tokens = sampling.kv_cache_tokens
+        return f"sampling.kv_cache_tokens={tokens}", tokens * kv_bytes_per_token(model_path, dtype)
+    return None
+
+
+def kv_bytes_per_token(model_path: str, dtype: str) -> int:
+    """Bytes one token takes in the KV cache: keys and values of every layer's KV heads (the embedded
+    SmolLM2-135M in bfloat16: 30 layers x 2 x 3 heads x 64 x 2 bytes = 23,040, as vLLM counts it)."""
+    import torch
+    from transformers import AutoConfig
+
+    model = AutoConfig.from_pretrained(model_path)
+    heads = model.num_attention_heads
+    head_dim = getattr(model, "head_dim", None) or model.hidden_size // heads
+    kv_heads = getattr(model, "num_key_value_heads", None) or heads
+    element = torch.empty((), dtype=getattr(torch, dtype)).element_size()
+    return model.num_hidden_layers * 2 * kv_heads * head_dim * element
 
 
 def scheduler_limits(sampling) -> dict[str, int]:

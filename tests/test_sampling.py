@@ -132,11 +132,51 @@ def test_the_engine_batch_limits_reach_the_engine_and_a_group_larger_than_them_s
         sampler.close()
 
 
+def test_a_kv_cache_size_in_tokens_costs_half_the_bytes_in_a_bfloat16_engine(perturbed_policy) -> None:
+    """One token is every layer's keys and values; the bytes follow the engine's dtype, the tokens do not."""
+    from transformers import AutoConfig
+
+    from rlmath.sampling import kv_cache_size
+
+    config, policy, _ = perturbed_policy
+    model = AutoConfig.from_pretrained(policy.base_path)
+    head_dim = model.hidden_size // model.num_attention_heads
+    per_token_fp32 = model.num_hidden_layers * 2 * model.num_key_value_heads * head_dim * 4
+    sampling = config.sampling.model_copy(update={"kv_cache_gib": None, "kv_cache_tokens": 1000})
+    assert kv_cache_size(sampling, policy.base_path, "float32") == ("sampling.kv_cache_tokens=1000",
+                                                                    1000 * per_token_fp32)
+    assert kv_cache_size(sampling, policy.base_path, "bfloat16")[1] == 1000 * per_token_fp32 // 2
+
+
+def test_a_kv_cache_size_in_both_gib_and_tokens_is_refused_naming_both_keys() -> None:
+    from rlmath.config import ConfigError
+
+    with pytest.raises(ConfigError, match="kv_cache_gib or sampling.kv_cache_tokens"):
+        load_config(ROOT / "configs/smoke.yaml", ["sampling.kv_cache_gib=1", "sampling.kv_cache_tokens=4096"])
+
+
+@pytest.mark.slow
+def test_the_engine_holds_the_configured_number_of_kv_cache_tokens(perturbed_policy) -> None:
+    """vLLM's CPU worker turns the bytes back into blocks: the engine holds the tokens asked for, to one block."""
+    from rlmath.sampling import build_sampler
+
+    config, policy, _ = perturbed_policy
+    sized = config.model_copy(update={"sampling": config.sampling.model_copy(update={
+        "sync": "merged", "kv_cache_gib": None, "kv_cache_tokens": 4096})})
+    sampler = build_sampler(sized, policy.base_path, policy)
+    try:
+        cache = sampler._llm.llm_engine.vllm_config.cache_config
+        assert 4096 - cache.block_size < cache.num_gpu_blocks * cache.block_size <= 4096
+    finally:
+        sampler.close()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("sync", "setting"), [
     ("adapter", "sampling.gpu_memory_utilization=0.001"),  # engine in a subprocess
     ("merged", "sampling.gpu_memory_utilization=0.001"),   # in-process
     ("merged", "sampling.kv_cache_gib=0.0001"),            # explicit size: too small for one max_model_len sequence
+    ("merged", "sampling.kv_cache_tokens=16"),             # the same in tokens
 ])
 def test_a_kv_cache_that_does_not_fit_is_a_config_error_and_the_run_is_marked_failed(tmp_path: Path, sync,
                                                                                        setting) -> None:
