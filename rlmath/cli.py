@@ -13,6 +13,7 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 
+from rlmath.allocator import reexec_on_mimalloc
 from rlmath.errors import RLMathError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n")[0])
@@ -311,8 +312,14 @@ def bench_step(
 
 
 def main() -> None:  # pragma: no cover - console entry
+    """The ``rlmath`` command: first onto mimalloc (:mod:`rlmath.allocator`), then the typer app."""
+    try:
+        reexec_on_mimalloc()
+    except RLMathError as exc:  # outside the typer app: typer.Exit would not be caught here
+        console.print(f"[red]error:[/red] {exc}")
+        raise SystemExit(2) from None
     app()
 
 
 if __name__ == "__main__":  # pragma: no cover - vLLM spawns processes; the guard keeps them sane
-    app()
+    main()

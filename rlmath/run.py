@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from rlmath.allocator import active_allocator
 from rlmath.checkpoint import STAGES, Checkpoint, Stateful, restore_checkpoint, save_checkpoint, stage_folder
 from rlmath.config import Config
 from rlmath.data import Problem, load_problems
@@ -92,9 +93,11 @@ def setup_run(config: Config, resume: Checkpoint | None = None) -> RunState:
 
 
 def resolved_precision(config: Config, policy) -> dict[str, str]:
-    """What ``bfloat16_if_fast`` became on this machine (config.yaml keeps the request): the engine's and the update's precision."""
+    """What ran on this machine (config.yaml keeps the request): the precision ``bfloat16_if_fast`` became for the
+    engine and the update, and the memory allocator (:mod:`rlmath.allocator`)."""
     autocast = "bfloat16" if updates_in_bfloat16(policy.model, config.grpo.autocast) else "none"
-    return {"rlmath.engine_dtype": config.engine_dtype, "rlmath.update_autocast": autocast}
+    return {"rlmath.engine_dtype": config.engine_dtype, "rlmath.update_autocast": autocast,
+            "rlmath.allocator": active_allocator()}
 
 
 def open_tracker(config: Config, resume: Checkpoint | None) -> Tracker:

@@ -96,6 +96,7 @@ def test_vllm_smoke_training_via_cli(smoke_overrides: list[str]) -> None:
     assert len(probes) == 3 and max(probes) < 0.01  # initial sync + one per step
     _, run = read_mlflow_run(run_dir)
     assert "sync/probe_max_abs_diff" in run.data.metrics
+    assert run.data.tags["rlmath.allocator"] == "mimalloc"  # the command re-executed itself on it (rlmath/allocator.py)
 
 
 def test_a_run_from_a_saved_adapter_evaluates_it_as_its_sft_stage(smoke_overrides: list[str], monkeypatch) -> None:
