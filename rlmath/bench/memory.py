@@ -20,8 +20,9 @@ from rlmath.peak_memory import peak_rss_gib
 
 BOUNDED = ["grpo.steps=2", "sft.max_steps=4", "eval.limit=16", "grpo.eval_every=0"]
 """Every phase of the run once (model, SFT, sampling, update, sync, eval), in ~4 minutes. It understates a full
-run: on the AVX512-BF16 box a 16-step GRPO run climbed for four steps to 5.6-5.7 GiB (6.05 peak) where these
-two steps end at 4.2-4.7, and the 80-step SFT recipe peaked at 7.06 GiB (README "Memory")."""
+run: on glibc's malloc (before stop 28) a 16-step GRPO run on the AVX512-BF16 box climbed for four steps to
+5.6-5.7 GiB (6.05 peak) where these two steps ended at 4.2-4.7, and glibc's heap made peaks of the same config vary
+by GiBs. The child runs as ``python -m rlmath.cli``, so on mimalloc like the product (``RLMATH_MALLOC`` decides)."""
 
 
 def run(config_path: str, overrides: list[str], *, budget_gib: float, out=None, console=None) -> dict:
