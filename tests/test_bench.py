@@ -70,3 +70,16 @@ def test_bench_step(tmp_path) -> None:
     data = _bench(tmp_path, "step", "-c", SMOKE, "--set", "grpo.prompts_per_step=1", "--set", "sampling.num_generations=2",
                   "--set", "sampling.max_tokens=4", "--steps", "1")
     assert len(data["ours_runs"]) == 1 and len(data["peer_runs"]) == 1
+
+
+def test_bench_step_peer_prompts_as_rlmath_does() -> None:
+    """TRL's side gets the same chat messages as rlmath's sampler (it once got the bare question, no template)."""
+    from rlmath.bench.step import peer_rows
+    from rlmath.config import load_config
+    from rlmath.data import Problem
+
+    config = load_config(SMOKE, ["model.system_prompt=Reason step by step."])
+    row, = peer_rows([Problem(id="q1", question="What is 2 + 3?", answer="5")], config)
+    assert row["answer"] == "5" and row["prompt"][0] == {"role": "system", "content": "Reason step by step."}
+    assert row["prompt"][1]["role"] == "user"
+    assert row["prompt"][1]["content"] == config.prompt.template.format(question="What is 2 + 3?") != "What is 2 + 3?"

@@ -1,7 +1,7 @@
 """Seconds per GRPO step: rlmath (sample, score, update, sync) vs TRL ``GRPOTrainer``, same work.
 
 Both sides: the same base model and dtype, the same prompts (the config's training problems), k =
-``sampling.num_generations``, ``sampling.max_tokens``, T=1, LoRA rank/alpha/targets, learning rate,
+``sampling.num_generations``, ``sampling.max_tokens``, ``sampling.temperature``, LoRA rank/alpha/targets, learning rate,
 micro-batch (TRL: per-device batch = ``grpo.micro_batch_size`` with gradient accumulation up to
 prompts x k), beta = 0, and the same reward (``rlmath.rollout_scoring.score``). TRL samples with transformers
 ``generate`` (``use_vllm=False``: TRL's vLLM path needs ``trl[vllm]``, which pins another vLLM).
@@ -17,6 +17,7 @@ import time
 
 from rlmath.bench.report import finish
 from rlmath.errors import RLMathError
+from rlmath.prompts import chat_messages
 
 
 def run(config, *, steps: int, out=None, console=None) -> dict:
@@ -70,7 +71,7 @@ def _trl_steps(config, count: int, output: str) -> list[float]:
     base = resolve_model(config.model.name_or_path)
     k, prompts = config.sampling.num_generations, config.grpo.prompts_per_step
     problems = load_problems(config, "train")[: prompts * count]
-    data = Dataset.from_list([{"prompt": [{"role": "user", "content": p.question}], "answer": p.answer} for p in problems])
+    data = Dataset.from_list(peer_rows(problems, config))
 
     def reward(completions, answer, **_):
         texts = [c[0]["content"] for c in completions]
@@ -91,6 +92,11 @@ def _trl_steps(config, count: int, output: str) -> list[float]:
                           processing_class=AutoTokenizer.from_pretrained(base), peft_config=lora, callbacks=[timer.callback])
     trainer.train()
     return timer.seconds
+
+
+def peer_rows(problems, config) -> list[dict]:
+    """TRL's dataset rows: the chat messages rlmath's sampler prompts with (system prompt and template), and the gold."""
+    return [{"prompt": chat_messages(p.question, config), "answer": p.answer} for p in problems]
 
 
 class _StepTimer:
