@@ -12,6 +12,11 @@ problems and a few hundred draws a problem is rarely seen twice, but a family is
 an SFT warm start some families are solved in every sample and some in none, and drawing those spends
 the sampling budget on groups with zero advantage.
 
+When the unseen problems of the current level run out, later batches revisit seen ones (the band first):
+with ``revisit`` 0 that silently turns "fresh problems only" into re-solving known instances, whose
+answers the model then learns by heart. :meth:`unseen_left` is logged every step, and the first batch
+that has to revisit logs a warning naming ``data.train_size``.
+
 Difficulty escalation: when the pool spans several levels, only problems at or below the current
 level are drawn (lower levels at ``off_weight``, to rehearse without spending the batch on them).
 Once the mean pass rate of the last ``promote_window`` groups at the current level reaches
@@ -20,11 +25,14 @@ Once the mean pass rate of the last ``promote_window`` groups at the current lev
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 
 import numpy as np
 
 from rlmath.data import Problem
+
+log = logging.getLogger(__name__)
 
 
 class ProblemPicker:
@@ -47,6 +55,7 @@ class ProblemPicker:
         self.promote_at = promote_at
         self.recent: deque[float] = deque(maxlen=promote_window)  # pass rates at the current level
         self._order: list[int] = []
+        self.warned_exhausted = False
 
     def next_batch(self, count: int) -> list[int]:
         """Indices of the next ``count`` problems (no repeats within a batch)."""
@@ -68,6 +77,8 @@ class ProblemPicker:
         unseen = eligible[current & np.isnan(rate)]
         lower = eligible[~current]  # rehearsal of earlier levels, at off_weight beside the unseen ones
         picked = list(self.rng.choice(band, size=min(len(band), round(count * self.revisit)), replace=False))
+        if count - len(picked) > len(unseen):
+            self._warn_exhausted(len(unseen), count - len(picked))
         fresh_pool = np.concatenate([unseen, lower])
         fresh_weights = np.concatenate([self.family_signal(unseen), np.full(len(lower), self.off_weight)])
         fresh = min(len(unseen) + len(lower), count - len(picked))
@@ -81,6 +92,20 @@ class ProblemPicker:
             picked += list(self.rng.choice(rest, size=count - len(picked), replace=False, p=weights / weights.sum()))
         self.last_batch_in_band = float(np.isin(picked, band).mean()) if picked else float("nan")
         return [int(i) for i in picked]
+
+    def _warn_exhausted(self, unseen: int, needed: int) -> None:
+        """Once per run: the current level's unseen problems ran out, so batches now repeat seen ones."""
+        if self.warned_exhausted:
+            return
+        self.warned_exhausted = True
+        total = int((self.difficulty == self.level).sum())
+        log.warning("data.train_size: all %d level-%d training problems have been drawn (%d unseen were left for %d "
+                    "fresh draws); from here batches revisit seen problems. Raise data.train_size for fresh ones.",
+                    total, self.level, unseen, needed)
+
+    def unseen_left(self) -> int:
+        """Problems at the current level never drawn yet: fresh material left for the curriculum."""
+        return int(((self.difficulty == self.level) & np.isnan(self.pass_rate)).sum())
 
     def update(self, indices: list[int], pass_rates: list[float]) -> None:
         """Record group pass rates; promote to the next level once the current one is mostly solved."""

@@ -379,7 +379,8 @@ def step_metrics(trainer: Trainer, groups, scored: Scored, rewards: torch.Tensor
                "time/sample_s": sample_s, "throughput/tokens_per_s": sum(lengths) / max(sample_s, 1e-9),
                "curriculum/in_band_fraction": trainer.picker.in_band_fraction(),
                "curriculum/level": float(trainer.picker.level),
-               "curriculum/batch_in_band": trainer.picker.last_batch_in_band}
+               "curriculum/batch_in_band": trainer.picker.last_batch_in_band,
+               "curriculum/unseen_left": float(trainer.picker.unseen_left())}
     metrics.update({f"status/{name}": float(count) for name, count in scored.status_counts().items()})
     return metrics
 

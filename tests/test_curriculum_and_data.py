@@ -186,3 +186,32 @@ def test_unseen_problems_are_drawn_from_families_whose_groups_carry_signal() -> 
     restored = ProblemPicker(pool, seed=0, curriculum=True)
     restored.load_state_dict(picker.state_dict())
     assert restored.family_groups == picker.family_groups
+
+
+def test_running_out_of_fresh_problems_warns_once_and_is_counted(caplog) -> None:
+    """With revisit 0 ("fresh problems only") a pool smaller than the run's draws silently repeats seen
+    problems once it runs out; the picker counts what is left and says so the first time."""
+    picker = ProblemPicker(leveled(20, range(1, 2)), seed=0, curriculum=True, revisit=0.0)
+    first = []
+    for _ in range(2):
+        batch = picker.next_batch(8)
+        picker.update(batch, [0.5] * 8)
+        first += batch
+    assert picker.unseen_left() == 4
+    assert not [r for r in caplog.records if "data.train_size" in r.getMessage()]
+    third = picker.next_batch(8)
+    assert set(range(20)) - set(first) <= set(third)  # the last 4 unseen come first
+    picker.update(third, [0.5] * 8)
+    picker.next_batch(8)
+    warnings = [r for r in caplog.records if "data.train_size" in r.getMessage()]
+    assert len(warnings) == 1 and "all 20 level-1" in warnings[0].getMessage()
+    assert picker.unseen_left() == 0
+
+
+def test_default_config_has_a_fresh_problem_for_every_grpo_draw() -> None:
+    """The default ships fresh problems only (revisit 0): its level-1 pool must outlast the GRPO stage.
+    With 2000 problems (983 at level 1) against 28 steps x 64 prompts, steps 16-28 re-drew seen problems."""
+    config = load_config(ROOT / "configs" / "default.yaml")
+    assert config.data.curriculum and config.data.curriculum_revisit == 0.0
+    level_one = [p for p in load_problems(config, "train") if p.difficulty == config.data.difficulty]
+    assert len(level_one) >= config.grpo.steps * config.grpo.prompts_per_step
