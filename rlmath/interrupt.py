@@ -26,10 +26,16 @@ class RunInterrupted(KeyboardInterrupt):
 
 
 class StopOnSignal:
-    """Context manager: SIGINT/SIGTERM request a stop at the next step boundary; a second one stops now."""
+    """Context manager: SIGINT/SIGTERM request a stop at the next step boundary; a second one stops now.
 
-    def __init__(self) -> None:
+    ``at_once`` (a phrase such as ``"during start-up"``): the first signal already stops, for stretches with
+    no step to finish. Without a handler there, SIGTERM would end the process where it stands and leave its
+    mlflow run RUNNING; raising lets the caller mark it KILLED and the CLI exit 143 with a message.
+    """
+
+    def __init__(self, at_once: str | None = None) -> None:
         self.signum: int | None = None
+        self.at_once = at_once
         self._previous: dict[int, object] = {}
 
     @property
@@ -37,6 +43,8 @@ class StopOnSignal:
         return self.signum is not None
 
     def _handle(self, signum: int, frame) -> None:
+        if self.at_once is not None:
+            raise RunInterrupted(signum, f"stopped by {signal.Signals(signum).name} {self.at_once}")
         if self.signum is not None:
             raise RunInterrupted(signum, f"stopped at once by a second {signal.Signals(signum).name}")
         self.signum = signum

@@ -73,22 +73,26 @@ def setup_run(config: Config, resume: Checkpoint | None = None) -> RunState:
     on a machine's first run may shift the run's random stream. With ``resume`` the run folder and
     mlflow run are the checkpoint's, and its logs are cut back to what the checkpoint had seen.
     """
-    base = resolve_model(config.model.name_or_path)
-    seed_everything(config.seed)
-    train, held_out = load_problems(config, "train"), load_problems(config, "eval")
-    if config.eval.limit:
-        held_out = held_out[: config.eval.limit]
-    policy = load_policy(config, base)
-    config = cap_from_solutions(config, train, policy.tokenizer)
-    tracker = open_tracker(config, resume)
-    try:
-        if resume is None:  # a resumed run's dataset inputs are already in mlflow
-            log_datasets(tracker, config, train, held_out)
-        tracker.set_tags(resolved_precision(config, policy))
-        sampler = build_sampler(config, base, policy)
-    except BaseException:  # the engine did not start: the run opened (or reopened) above must not stay RUNNING
-        tracker.finish("FAILED")
-        raise
+    with StopOnSignal(at_once="during start-up"):  # nothing to checkpoint yet: a signal stops here and now
+        base = resolve_model(config.model.name_or_path)
+        seed_everything(config.seed)
+        train, held_out = load_problems(config, "train"), load_problems(config, "eval")
+        if config.eval.limit:
+            held_out = held_out[: config.eval.limit]
+        policy = load_policy(config, base)
+        config = cap_from_solutions(config, train, policy.tokenizer)
+        tracker = open_tracker(config, resume)
+        try:
+            if resume is None:  # a resumed run's dataset inputs are already in mlflow
+                log_datasets(tracker, config, train, held_out)
+            tracker.set_tags(resolved_precision(config, policy))
+            sampler = build_sampler(config, base, policy)
+        except KeyboardInterrupt:  # stopped while the engine started: the run opened above is KILLED, not RUNNING
+            tracker.finish("KILLED")
+            raise
+        except BaseException:  # the engine did not start: the run opened (or reopened) above must not stay RUNNING
+            tracker.finish("FAILED")
+            raise
     return RunState(config, tracker, policy, PromptEncoder(policy.tokenizer, config), sampler, train, held_out)
 
 

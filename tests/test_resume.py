@@ -241,6 +241,22 @@ def test_sigterm_finishes_the_step_checkpoints_and_exits_143(tmp_path: Path) -> 
 
 
 @pytest.mark.slow
+def test_sigterm_while_the_engine_starts_marks_the_run_killed_and_exits_143(tmp_path: Path) -> None:
+    """Before any step there is nothing to finish: the signal stops start-up at once. Without a handler there
+    the process died on the signal itself (return code -15) and its mlflow run stayed RUNNING."""
+    run_dir = tmp_path / "runs" / "run"
+    proc = start(train_args(tmp_path / "runs", "run", []), tmp_path / "log")  # smoke: the in-process vLLM engine
+    wait_for(lambda: (run_dir / "mlflow_run_id").exists(), proc)  # the tracker is open; the engine starts next
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=600) == 143
+    output = (tmp_path / "log").read_text()
+    assert "stopped by SIGTERM during start-up" in output and "Traceback" not in output
+    assert not step_rows(run_dir)
+    _, run = mlflow_run(run_dir)
+    assert run.info.status == "KILLED"
+
+
+@pytest.mark.slow
 def test_a_second_sigint_exits_at_once_and_keeps_the_last_checkpoint(tmp_path: Path) -> None:
     run_dir = tmp_path / "runs" / "run"
     # 128 rollouts a step: step 2 outlasts the half second between the signals (the smoke config's 16 rollouts
