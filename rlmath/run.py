@@ -82,17 +82,11 @@ def setup_run(config: Config, resume: Checkpoint | None = None) -> RunState:
         policy = load_policy(config, base)
         config = cap_from_solutions(config, train, policy.tokenizer)
         tracker = open_tracker(config, resume)
-        try:
+        with tracked_run(tracker):  # engine failed (FAILED) or signal (KILLED): the run opened above never stays RUNNING
             if resume is None:  # a resumed run's dataset inputs are already in mlflow
                 log_datasets(tracker, config, train, held_out)
             tracker.set_tags(resolved_precision(config, policy))
             sampler = build_sampler(config, base, policy)
-        except KeyboardInterrupt:  # stopped while the engine started: the run opened above is KILLED, not RUNNING
-            tracker.finish("KILLED")
-            raise
-        except BaseException:  # the engine did not start: the run opened (or reopened) above must not stay RUNNING
-            tracker.finish("FAILED")
-            raise
     return RunState(config, tracker, policy, PromptEncoder(policy.tokenizer, config), sampler, train, held_out)
 
 
