@@ -98,6 +98,11 @@ def check_learner_config(config) -> None:
                           "learner takes one optimizer step per rollout batch; set both to 1 or run one process")
     if config.sft.warm_start:
         raise RLMathError("sft.warm_start: not supported under a multi-process launch yet; run it alone first")
+    if config.sampling.backend == "vllm" and config.sampling.sync == "merged":
+        # vLLM's engine would then join the learner's process group: its group set-up waits for ranks that never come
+        raise RLMathError("sampling.sync=merged: not supported under a multi-process launch (the engine runs inside "
+                          "rank 0's process and would join the learner's process group); use sampling.sync=adapter "
+                          "(the engine in its own process) or sampling.backend=vllm_server")
 
 
 def shard_batch(batch, group_size: int, rank: int, world_size: int):
@@ -114,10 +119,12 @@ def start_learner() -> bool:
     """Join the process group ``accelerate launch`` (or torchrun) describes; True when there are several ranks.
 
     accelerate's ``PartialState`` reads the launcher's environment and picks gloo on CPU, nccl on GPUs.
+    On a machine without GPUs it is told so: ``accelerate launch --use_fsdp`` cannot be combined with
+    ``--cpu``, and without it accelerate would join no process group at all (every rank its own rank 0).
     """
     from accelerate import PartialState
 
-    return PartialState().num_processes > 1
+    return PartialState(cpu=not torch.cuda.is_available()).num_processes > 1
 
 
 def share_batch(batch):
@@ -132,10 +139,15 @@ def share_batch(batch):
     return holder[0]
 
 
-def share_parameters(model) -> None:
-    """Start every rank from rank 0's adapter (a fresh LoRA init draws from each process's RNG)."""
+def share_parameters(model, *, frozen_too: bool = False) -> None:
+    """Start every rank from rank 0's adapter (a fresh LoRA init draws from each process's RNG).
+
+    ``frozen_too``: the base weights as well. Under an FSDP launch transformers loads the checkpoint on
+    rank 0 only (accelerate's ``FSDP_CPU_RAM_EFFICIENT_LOADING``) and leaves the other ranks' weights
+    empty (zeros here), expecting them to be sent from rank 0 before sharding.
+    """
     if world()[1] == 1:
         return
     for param in model.parameters():
-        if param.requires_grad:
+        if param.requires_grad or frozen_too:
             dist.broadcast(param.data, src=0)

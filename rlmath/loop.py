@@ -67,6 +67,7 @@ from rlmath.run import (
     training_run,
 )
 from rlmath.sampling import Completion, EngineCrashed, SamplingRequest, VLLMSampler
+from rlmath.sharding import check_sharding, fsdp_launch, is_sharded, shard, to_rollout_phase, to_update_phase
 from rlmath.trl_stage import StageCheckpoints
 from rlmath.vllm_server import replica_metrics
 
@@ -90,13 +91,25 @@ def setup(config: Config, resume: Checkpoint | None = None) -> Trainer:
     """The shared setup (model, seed, data, policy, tracker, sampler), then GRPO's optimiser and picker."""
     state = setup_run(config, resume)
     config = state.config  # setup_run may resolve derived values (the rollout length cap)
-    params = [p for p in state.policy.model.parameters() if p.requires_grad]
+    params = prepare_learner(state.policy.model)
     optimizer = torch.optim.AdamW(params, lr=config.grpo.learning_rate, weight_decay=config.grpo.weight_decay)
     picker = ProblemPicker(state.train, config.seed, curriculum=config.data.curriculum, low=config.data.curriculum_low,
                            high=config.data.curriculum_high, promote_at=config.data.promote_at,
                            promote_window=config.data.promote_window, revisit=config.data.curriculum_revisit)
     return Trainer(**{f.name: getattr(state, f.name) for f in fields(state)}, optimizer=optimizer, picker=picker,
                    guard=NonFiniteGuard(config.grpo.max_bad_steps))
+
+
+def prepare_learner(model) -> list[torch.nn.Parameter]:
+    """Every rank, before its optimiser: start from rank 0's adapter; under an FSDP launch shard the model and
+    gather it once for the rollout phase (``rlmath.sharding``). Returns the trainable parameters: FSDP
+    replaces them, so the optimiser is built on what this returns."""
+    sharded = world()[1] > 1 and fsdp_launch()
+    share_parameters(model, frozen_too=sharded)
+    if sharded:
+        shard(model)
+        to_rollout_phase(model)
+    return [p for p in model.parameters() if p.requires_grad]
 
 
 def run_training(config: Config, console, resume: Path | None = None) -> Path | None:
@@ -110,13 +123,13 @@ def run_training(config: Config, console, resume: Path | None = None) -> Path | 
         raise RLMathError(f"algorithm: {config.algorithm!r} is not the GRPO recipe; `rlmath train` picks its recipe")
     if start_learner():
         check_learner_config(config)
+        check_sharding(config)
         refuse_distributed_resume(resume)
         if not is_main_process():
             return follow_training(config)
     checkpoint = find_resumable(resume) if resume is not None else None
     trainer = setup(config, checkpoint)
     config = trainer.config
-    share_parameters(trainer.policy.model)
     with training_run(trainer) as stop:
         if checkpoint is None or checkpoint.stage:  # fresh, or stopped in its SFT warm start
             stages, first = begin(trainer, console, stop, checkpoint), 1
@@ -254,8 +267,14 @@ def learner_step(model, optimizer, batch: RolloutBatch | None, config: Config, p
         return grpo_step(model, optimizer, batch, config.grpo, s.max_tokens, pad_id, s.temperature, reference,
                          guard=guard)
     local = shard_batch(batch, s.num_generations, rank, size)
-    return distributed_grpo_step(model, optimizer, local, config.grpo, s.max_tokens, pad_id, s.temperature, reference,
-                                 guard=guard)
+    sharded = is_sharded(model)
+    if sharded:  # FSDP: free the gathered weights; each layer gathers its own in the forward
+        to_update_phase(model)
+    metrics = distributed_grpo_step(model, optimizer, local, config.grpo, s.max_tokens, pad_id, s.temperature,
+                                    reference, guard=guard)
+    if sharded:  # every rank joins the all-gather; rank 0 keeps the weights to sample, sync, probe and save
+        to_rollout_phase(model)
+    return metrics | {"learner/ranks": float(size), "learner/sharded": float(sharded)}
 
 
 def follow_training(config: Config) -> None:
@@ -265,8 +284,7 @@ def follow_training(config: Config) -> None:
     over. Its guard sees the same (summed) gradient norms as rank 0's, so it stops at the same step.
     """
     policy = load_policy(config, resolve_model(config.model.name_or_path))
-    share_parameters(policy.model)
-    params = [p for p in policy.model.parameters() if p.requires_grad]
+    params = prepare_learner(policy.model)
     optimizer = torch.optim.AdamW(params, lr=config.grpo.learning_rate, weight_decay=config.grpo.weight_decay)
     # Rank 0 freezes its reference after the step-0 sync, when its adapter still equals the shared start.
     reference = freeze_reference(policy.model, config.grpo.reference) if config.grpo.beta > 0 else None

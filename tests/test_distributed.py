@@ -25,6 +25,7 @@ from rlmath.distributed import check_learner_config, shard_batch
 from rlmath.errors import RLMathError
 from rlmath.models import resolve_model
 from rlmath.policy import lora_state
+from rlmath.sharding import shard
 
 ROOT = Path(__file__).resolve().parents[1]
 GROUP = 2
@@ -58,11 +59,17 @@ def test_shard_keeps_whole_groups_and_behaviour_logprobs() -> None:
     assert torch.equal(local.advantages, batch.advantages[4:6])
 
 
-@pytest.mark.parametrize("setting", ["grpo.epochs=2", "grpo.minibatches=2"])
-def test_multi_process_learner_refuses_several_optimizer_steps_per_batch(setting: str) -> None:
-    """Global weights normalise over the whole batch: minibatch steps would take wrong gradients."""
+@pytest.mark.parametrize("setting,message", [
+    ("grpo.epochs=2", r"grpo.epochs=\d+, grpo.minibatches=\d+: the multi-process learner"),
+    ("grpo.minibatches=2", r"grpo.epochs=\d+, grpo.minibatches=\d+: the multi-process learner"),
+    # the in-process engine's group set-up waited forever for rank 1 (seen under accelerate launch --use_fsdp)
+    ("sampling.sync=merged", r"sampling.sync=merged: not supported under a multi-process launch"),
+])
+def test_multi_process_learner_refuses_what_it_cannot_do(setting: str, message: str) -> None:
+    """Global weights normalise over the whole batch: minibatch steps would take wrong gradients; an
+    in-process vLLM engine would join the learner's process group."""
     config = load_config(ROOT / "configs/smoke.yaml", [setting])
-    with pytest.raises(RLMathError, match=r"grpo.epochs=\d+, grpo.minibatches=\d+: the multi-process learner"):
+    with pytest.raises(RLMathError, match=message):
         check_learner_config(config)
     check_learner_config(load_config(ROOT / "configs/smoke.yaml", []))  # one step per batch is fine
 
@@ -74,27 +81,43 @@ def test_global_weights_refuse_minibatch_steps() -> None:
         grpo_step(None, None, _batch(2), config.grpo, 8, 0, weights=torch.ones(4))
 
 
-def _policy(config):
+def _policy(config, sharded: bool = False):
     from rlmath.policy import load_policy
 
     torch.manual_seed(0)  # same fresh adapter in every process
     policy = load_policy(config, resolve_model(config.model.name_or_path))
+    if sharded:  # before the optimiser: FSDP replaces the parameters with sharded ones
+        shard(policy.model)
     optimizer = torch.optim.SGD([p for p in policy.model.parameters() if p.requires_grad], lr=0.5)
     return policy, optimizer
 
 
-def _rank_main(rank: int, world_size: int, port: int, loss_type: str, groups: int, out: str) -> None:
+def _full_lora_state(model) -> dict[str, torch.Tensor]:
+    """Every rank: the LoRA weights, all-gathered where FSDP holds them as shards."""
+    from torch.distributed.tensor import DTensor
+
+    return {name: (param.full_tensor() if isinstance(param, DTensor) else param).detach().clone()
+            for name, param in model.named_parameters() if "lora_" in name}
+
+
+def _rank_main(rank: int, world_size: int, port: int, loss_type: str, groups: int, out: str,
+               sharded: bool = False) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world_size)
     try:
         config = _config(loss_type)
-        policy, optimizer = _policy(config)
+        policy, optimizer = _policy(config, sharded)
         states = []
         for _ in range(STEPS):  # a fresh batch per step, as in the loop: its behaviour log-probs are this step's
             local = shard_batch(_batch(groups), GROUP, rank, world_size)
             distributed_grpo_step(policy.model, optimizer, local, config.grpo, config.sampling.max_tokens,
                                   policy.tokenizer.pad_token_id)
-            states.append(lora_state(policy.model))
+            if sharded:  # each rank really holds half of every LoRA weight
+                from torch.distributed.tensor import DTensor
+
+                lora = [p for n, p in policy.model.named_parameters() if "lora_" in n]
+                assert all(isinstance(p, DTensor) and p.to_local().numel() * 2 == p.numel() for p in lora)
+            states.append(_full_lora_state(policy.model))
         torch.save(states, f"{out}/rank{rank}.pt")
     finally:
         dist.destroy_process_group()
@@ -118,10 +141,14 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("loss_type,groups", [("grpo", 4), ("dapo", 4), ("dr_grpo", 3)])
-def test_two_gloo_ranks_match_one_process(loss_type: str, groups: int, tmp_path: Path) -> None:
-    """3 groups over 2 ranks: uneven shards (4 rows and 2 rows) must still give the global step."""
-    mp.spawn(_rank_main, args=(2, _free_port(), loss_type, groups, str(tmp_path)), nprocs=2, join=True)
+@pytest.mark.timeout(300)  # a rank left waiting in an all-gather would otherwise hang the suite
+@pytest.mark.parametrize("sharded", [False, True], ids=["ddp", "fsdp"])
+@pytest.mark.parametrize("loss_type,groups", [("grpo", 4), ("dapo", 4), ("dr_grpo", 3), ("grpo", 1)])
+def test_two_gloo_ranks_match_one_process(loss_type: str, groups: int, sharded: bool, tmp_path: Path) -> None:
+    """3 groups over 2 ranks: uneven shards (4 rows and 2 rows) must still give the global step; 1 group: rank 1
+    has no rows at all. Under FSDP each rank holds half of every weight, and the rank with fewer micro-batches
+    runs zero-weight passes, or the busier rank's per-layer all-gathers would wait for it forever."""
+    mp.spawn(_rank_main, args=(2, _free_port(), loss_type, groups, str(tmp_path), sharded), nprocs=2, join=True)
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
     single = _single_process(loss_type, groups)
     start = lora_state(_policy(_config(loss_type))[0].model)
@@ -134,14 +161,25 @@ def test_two_gloo_ranks_match_one_process(loss_type: str, groups: int, tmp_path:
 
 
 @pytest.mark.slow
-def test_accelerate_launch_two_cpu_ranks_trains_with_one_tracked_run(tmp_path: Path) -> None:
-    """The real launcher: rank 0 runs the loop and is the only one writing a run folder and an mlflow run."""
+@pytest.mark.parametrize("mode", ["ddp", "fsdp"])
+def test_accelerate_launch_two_cpu_ranks_trains_with_one_tracked_run(mode: str, tmp_path: Path) -> None:
+    """The real launcher: rank 0 runs the loop and is the only one writing a run folder and an mlflow run.
+
+    Not ``--cpu``: accelerate starts one process for it (this test once passed that way, with no second
+    rank); rlmath tells accelerate itself that there is no GPU, so ``--multi_gpu`` and ``--use_fsdp`` run
+    two gloo ranks. Under FSDP rank 0 samples with vLLM, fed the adapter it saves from the weights it
+    gathers after each update, and the sync probe compares that engine with the gathered trainer: rank 1
+    once held zeros for the base weights (transformers loads them on rank 0 only under an FSDP launch),
+    and half of every layer rank 0 gathered was rank 1's zeros.
+    """
     import mlflow
 
-    args = [str(Path(sys.executable).parent / "accelerate"), "launch", "--cpu", "--num_processes", "2",
+    launch, sampling = ["--multi_gpu"], ["sampling.backend=hf"]
+    if mode == "fsdp":  # the smoke config's vLLM engine, in its own process (sampling.sync=adapter)
+        launch, sampling = ["--use_fsdp", "--fsdp_version", "2"], ["sampling.backend=vllm"]
+    args = [str(Path(sys.executable).parent / "accelerate"), "launch", *launch, "--num_processes", "2",
             "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "rlmath.cli", "train",
-            "-c", "configs/smoke.yaml", "--set", "sampling.backend=hf", "--set", f"output_dir={tmp_path}",
-            "--set", "run_name=ddp"]
+            "-c", "configs/smoke.yaml", "--set", *sampling, "--set", f"output_dir={tmp_path}", "--set", "run_name=ddp"]
     result = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     # rank 0 prints it twice (the eval report's footer and the CLI's last line); a second printing rank would double it
@@ -149,6 +187,10 @@ def test_accelerate_launch_two_cpu_ranks_trains_with_one_tracked_run(tmp_path: P
     assert [p.name for p in tmp_path.iterdir() if p.is_dir() and (p / "config.yaml").exists()] == ["ddp"]
     rows = [json.loads(line) for line in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "grad_norm" in r] == [1, 2]  # both steps went through learner_step
+    learner = {(r["learner/ranks"], r["learner/sharded"]) for r in rows if "grad_norm" in r}
+    assert learner == {(2.0, float(mode == "fsdp"))}
+    if mode == "fsdp":  # probed after the step-0 sync and after each update, within the smoke tolerance
+        assert [r["step"] for r in rows if "sync/probe_max_abs_diff" in r] == [0, 1, 2]
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("rlmath-smoke").experiment_id])
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
@@ -173,3 +215,21 @@ def test_resume_under_a_multi_process_launch_is_refused_before_anything_loads(tm
     config = load_config(ROOT / "configs/smoke.yaml", ["sampling.backend=hf"])
     with pytest.raises(RLMathError, match=r"--resume .*not supported under a multi-process launch.*as one process"):
         loop.run_training(config, Console(quiet=True), resume=tmp_path / "run")
+
+
+@pytest.mark.parametrize("env,setting,message", [
+    ({"ACCELERATE_USE_DEEPSPEED": "true"}, None, "DEEPSPEED is not supported .*fsdp.yaml"),
+    ({"ACCELERATE_USE_FSDP": "true", "FSDP_OFFLOAD_PARAMS": "true"}, None, "fsdp_offload_params is not supported"),
+    ({"ACCELERATE_USE_FSDP": "true"}, "grpo.beta=0.1", r"grpo.beta=0.1: the KL reference is not supported under FSDP"),
+])
+def test_sharded_learner_refuses_what_it_cannot_do_before_loading(env, setting, message, monkeypatch) -> None:
+    """What accelerate's config asks for and rlmath's learner does not do is refused by name, not ignored."""
+    from rlmath.sharding import check_sharding
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(RLMathError, match=message):
+        check_sharding(load_config(ROOT / "configs/smoke.yaml", [setting] if setting else []))
+    monkeypatch.delenv("ACCELERATE_USE_DEEPSPEED", raising=False)
+    monkeypatch.setenv("FSDP_OFFLOAD_PARAMS", "false")
+    check_sharding(load_config(ROOT / "configs/smoke.yaml", []))  # plain FSDP (or DDP) with beta 0 is fine

@@ -48,6 +48,7 @@ from rlmath.policy import (
     token_logprobs,
     training_precision,
 )
+from rlmath.sharding import full_norm, is_sharded, passes_over_ranks, summed_gradients
 
 
 @dataclass
@@ -341,6 +342,7 @@ def grpo_step(model, optimizer, batch: RolloutBatch, config: GRPOConfig, max_tok
               temperature: float = 1.0, reference: Reference | None = None, *,
               weights: torch.Tensor | None = None,
               reduce_gradients: Callable[[list[torch.Tensor]], None] | None = None,
+              passes: Callable[[int], int] | None = None,
               guard: NonFiniteGuard | None = None) -> dict[str, float]:
     """``epochs`` passes over the rollout batch, each split into ``minibatches`` optimizer steps.
 
@@ -352,7 +354,8 @@ def grpo_step(model, optimizer, batch: RolloutBatch, config: GRPOConfig, max_tok
     A multi-process learner (``rlmath.distributed``) passes this rank's rows with ``weights``
     normalised over the global batch, and ``reduce_gradients`` to sum gradients across ranks before
     clipping, so every rank takes the single-process step. Those global weights hold for one step over
-    the whole batch only, so they refuse ``epochs × minibatches > 1``.
+    the whole batch only, so they refuse ``epochs × minibatches > 1``. Under FSDP, ``passes`` maps this
+    rank's forward/backward count to the count every rank runs (zero-weight passes make up the difference).
 
     An optimizer step whose loss or gradient norm is NaN/inf is skipped (:class:`NonFiniteGuard`, which
     the loop keeps across batches); once ``grpo.max_bad_steps`` in a row are skipped the guard trips and
@@ -382,7 +385,8 @@ def grpo_step(model, optimizer, batch: RolloutBatch, config: GRPOConfig, max_tok
             given = None if weights is None else weights[index]
             loss, norm, tokens, stepped = _optimizer_step(model, optimizer, minibatch, config, max_tokens, pad_id,
                                                           temperature, reference, token_sums, maxima,
-                                                          weights=given, reduce_gradients=reduce_gradients)
+                                                          weights=given, reduce_gradients=reduce_gradients,
+                                                          passes=passes)
             guard.record(stepped)
             skipped += not stepped
             losses.append(loss)
@@ -399,7 +403,8 @@ def grpo_step(model, optimizer, batch: RolloutBatch, config: GRPOConfig, max_tok
 def _optimizer_step(model, optimizer, batch: RolloutBatch, config: GRPOConfig, max_tokens: int, pad_id: int,
                     temperature: float, reference: Reference | None, token_sums: dict, maxima: dict, *,
                     weights: torch.Tensor | None = None,
-                    reduce_gradients: Callable[[list[torch.Tensor]], None] | None = None):
+                    reduce_gradients: Callable[[list[torch.Tensor]], None] | None = None,
+                    passes: Callable[[int], int] | None = None):
     """One optimizer step over ``batch``, accumulated over micro-batches; returns (loss, grad norm, tokens, stepped).
 
     ``stepped`` is False when the step was skipped for a NaN/inf loss or gradient norm. Under the
@@ -410,7 +415,10 @@ def _optimizer_step(model, optimizer, batch: RolloutBatch, config: GRPOConfig, m
     weights = sequence_weights(lengths, config.loss_type, max_tokens) if weights is None else weights
     optimizer.zero_grad(set_to_none=True)
     total_loss, total_tokens = 0.0, 0.0
-    for chunk in length_sorted_chunks(batch, config.micro_batch_size):
+    chunks = length_sorted_chunks(batch, config.micro_batch_size)
+    for _ in range((passes(len(chunks)) if passes else len(chunks)) - len(chunks)):
+        idle_pass(model, pad_id, config)
+    for chunk in chunks:
         loss, stats = micro_batch_loss(model, batch.rows(chunk), slice(None), weights[chunk], config, pad_id,
                                        temperature, reference)
         loss.backward()
@@ -425,7 +433,7 @@ def _optimizer_step(model, optimizer, batch: RolloutBatch, config: GRPOConfig, m
     params = [p for p in model.parameters() if p.requires_grad]
     if reduce_gradients is not None:
         reduce_gradients(params)
-    grad_norm = float(torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm))
+    grad_norm = float(full_norm(torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)))
     finite = math.isfinite(grad_norm) and (reduce_gradients is not None or math.isfinite(total_loss))
     if finite:
         optimizer.step()
@@ -434,11 +442,24 @@ def _optimizer_step(model, optimizer, batch: RolloutBatch, config: GRPOConfig, m
     return total_loss, grad_norm, total_tokens, finite
 
 
+def idle_pass(model, pad_id: int, config: GRPOConfig) -> None:
+    """A zero-weight forward/backward over two pad tokens: under FSDP every layer's all-gather and gradient
+    reduce-scatter needs every rank, so a rank with fewer rows than the busiest one runs these instead."""
+    ids = torch.full((1, 2), pad_id, device=model_device(model))
+    with training_precision(model, config.autocast):
+        logits = model(input_ids=ids).logits
+    (logits.float().sum() * 0.0).backward()
+
+
 def distributed_grpo_step(model, optimizer, local: RolloutBatch, config: GRPOConfig, max_tokens: int,
                           pad_id: int, temperature: float = 1.0, reference: Reference | None = None,
                           guard: NonFiniteGuard | None = None) -> dict[str, float]:
     """``grpo_step`` on this rank's rows, with loss weights over the global batch and summed gradients."""
     weights = global_weights([len(c) for c in local.completion_ids],
                              lambda everyone: sequence_weights(everyone, config.loss_type, max_tokens))
+    if is_sharded(model):  # FSDP's backward already reduce-scattered the gradients (as a mean over ranks)
+        return grpo_step(model, optimizer, local, config, max_tokens, pad_id, temperature, reference,
+                         weights=weights, reduce_gradients=summed_gradients, passes=passes_over_ranks, guard=guard)
     return grpo_step(model, optimizer, local, config, max_tokens, pad_id, temperature, reference,
                      weights=weights, reduce_gradients=sum_gradients, guard=guard)
+
