@@ -97,12 +97,11 @@ def to_update_phase(model) -> None:
 
 
 def to_rollout_phase(model) -> None:
-    """Every rank: one all-gather of the whole model; rank 0 keeps it, the others free it again."""
-    units = _units(model)
-    for unit in units:
-        unit.unshard()
+    """Every rank: the whole model all-gathered, layer by layer; rank 0 keeps it, the others free each
+    layer at once (so they never hold more than their shards and one gathered layer)."""
     keep = dist.get_rank() == 0
-    for unit in units:
+    for unit in _units(model):
+        unit.unshard()
         if keep:
             unit.set_reshard_after_forward(False)
         else:
