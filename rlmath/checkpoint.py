@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from rlmath.errors import RLMathError
-from rlmath.sharding import is_sharded, plain_state
+from rlmath.sharding import state_to_save
 
 PREFIX = "checkpoint-"
 MANIFEST = "manifest.json"
@@ -133,8 +133,8 @@ def save_checkpoint(run_dir: Path, step: int, *, model, objects: dict[str, State
 
 def write_contents(folder: Path, model, objects: dict[str, Stateful], state: dict[str, Any]) -> None:
     """Adapters, tensor state and JSON state into ``folder``, each fsynced; the manifest last."""
-    weights = plain_state(model) if is_sharded(model) else None  # FSDP: rank 0's gathered weights, not its shards
-    model.save_pretrained(str(folder / ADAPTERS), selected_adapters=list(model.peft_config), state_dict=weights)
+    model.save_pretrained(str(folder / ADAPTERS), selected_adapters=list(model.peft_config),
+                          state_dict=state_to_save(model))  # FSDP: rank 0's gathered weights, not its shards
     rng_json, rng_tensors = capture_rng()
     tensors = {"objects": {name: obj.state_dict() for name, obj in objects.items()}, "rng": rng_tensors}
     torch.save(tensors, folder / TENSORS)

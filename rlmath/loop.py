@@ -91,8 +91,7 @@ def setup(config: Config, resume: Checkpoint | None = None) -> Trainer:
     """The shared setup (model, seed, data, policy, tracker, sampler), then GRPO's optimiser and picker."""
     state = setup_run(config, resume)
     config = state.config  # setup_run may resolve derived values (the rollout length cap)
-    params = prepare_learner(state.policy.model)
-    optimizer = torch.optim.AdamW(params, lr=config.grpo.learning_rate, weight_decay=config.grpo.weight_decay)
+    optimizer = prepare_learner(state.policy.model, config)
     picker = ProblemPicker(state.train, config.seed, curriculum=config.data.curriculum, low=config.data.curriculum_low,
                            high=config.data.curriculum_high, promote_at=config.data.promote_at,
                            promote_window=config.data.promote_window, revisit=config.data.curriculum_revisit)
@@ -100,16 +99,17 @@ def setup(config: Config, resume: Checkpoint | None = None) -> Trainer:
                    guard=NonFiniteGuard(config.grpo.max_bad_steps))
 
 
-def prepare_learner(model) -> list[torch.nn.Parameter]:
-    """Every rank, before its optimiser: start from rank 0's adapter; under an FSDP launch shard the model and
-    gather it once for the rollout phase (``rlmath.sharding``). Returns the trainable parameters: FSDP
-    replaces them, so the optimiser is built on what this returns."""
+def prepare_learner(model, config: Config) -> torch.optim.Optimizer:
+    """Every rank: start from rank 0's adapter; under an FSDP launch shard the model and gather it once for
+    the rollout phase (``rlmath.sharding``); then the optimiser, on the trainable parameters as they are
+    after sharding (FSDP replaces them)."""
     sharded = world()[1] > 1 and fsdp_launch()
     share_parameters(model, frozen_too=sharded)
     if sharded:
         shard(model)
         to_rollout_phase(model)
-    return [p for p in model.parameters() if p.requires_grad]
+    params = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.AdamW(params, lr=config.grpo.learning_rate, weight_decay=config.grpo.weight_decay)
 
 
 def run_training(config: Config, console, resume: Path | None = None) -> Path | None:
@@ -284,8 +284,7 @@ def follow_training(config: Config) -> None:
     over. Its guard sees the same (summed) gradient norms as rank 0's, so it stops at the same step.
     """
     policy = load_policy(config, resolve_model(config.model.name_or_path))
-    params = prepare_learner(policy.model)
-    optimizer = torch.optim.AdamW(params, lr=config.grpo.learning_rate, weight_decay=config.grpo.weight_decay)
+    optimizer = prepare_learner(policy.model, config)
     # Rank 0 freezes its reference after the step-0 sync, when its adapter still equals the shared start.
     reference = freeze_reference(policy.model, config.grpo.reference) if config.grpo.beta > 0 else None
     guard = NonFiniteGuard(config.grpo.max_bad_steps)

@@ -16,7 +16,7 @@ import torch
 from rlmath.config import Config
 from rlmath.errors import RLMathError
 from rlmath.hardware import resolve_bfloat16
-from rlmath.sharding import is_sharded, plain_state
+from rlmath.sharding import state_to_save
 
 
 @dataclass
@@ -216,9 +216,7 @@ def save_adapter(model, path: Path) -> Path:
     """Write the trainable adapter's files only (no merge, no frozen reference copy): what vLLM's
     LoRARequest and the Hub consume."""
     path.mkdir(parents=True, exist_ok=True)
-    # FSDP's state_dict is sharded even on rank 0, whose parameters hold the gathered weights (rlmath.sharding)
-    weights = plain_state(model) if is_sharded(model) else None
-    model.save_pretrained(str(path), selected_adapters=[POLICY_ADAPTER], state_dict=weights)
+    model.save_pretrained(str(path), selected_adapters=[POLICY_ADAPTER], state_dict=state_to_save(model))
     return path
 
 

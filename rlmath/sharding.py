@@ -1,5 +1,5 @@
 """FSDP for the multi-process learner: launched with ``configs/accelerate/fsdp.yaml``, every rank holds a
-shard of every weight (the frozen base and the LoRA adapter) instead of a full replica.
+shard of each decoder layer (frozen base and LoRA weights alike) instead of a full replica.
 
 Launch::
 
@@ -13,10 +13,10 @@ A step has two phases, and every rank switches at the same points (inside ``rlma
   since each rank's loss is already its share of the global loss (``rlmath.distributed.global_weights``). Every all-gather needs every
   rank, so a rank with fewer rows runs zero-weight passes until it has run as many as the busiest
   rank (:func:`passes_over_ranks`).
-- **rollout**: after the optimizer step every rank joins one all-gather of the whole model
-  (:func:`to_rollout_phase`); rank 0 keeps the full weights for what it does alone (sampling with HF
-  generate, the hand-over to vLLM, the sync probe, saving adapters, evaluation), as verl's colocated
-  engines gather theirs, and the other ranks drop them at once. Rank 0 turns resharding after a forward
+- **rollout**: after the optimizer step every rank joins the all-gather of the whole model, layer by
+  layer (:func:`to_rollout_phase`); rank 0 keeps the full weights for what it does alone (sampling with
+  HF generate, the hand-over to vLLM, the sync probe, saving adapters, evaluation), as verl's colocated
+  engines gather theirs, and the other ranks free each layer as soon as it is gathered. Rank 0 turns resharding after a forward
   off for that phase: a reshard would make its next forward an all-gather no other rank joins.
 
 The KL reference (``grpo.beta > 0``) is refused under FSDP: it is a second adapter the shards do not
@@ -81,12 +81,12 @@ def shard(model) -> None:
     log.info("FSDP: %d decoder layers sharded over %d ranks (FSDP2 full shard)", len(layers), dist.get_world_size())
 
 
-def is_sharded(model) -> bool:
-    return any(isinstance(module, FSDPModule) for module in model.modules())
-
-
 def _units(model) -> list[FSDPModule]:
     return [module for module in model.modules() if isinstance(module, FSDPModule)]
+
+
+def is_sharded(model) -> bool:
+    return bool(_units(model))
 
 
 def to_update_phase(model) -> None:
@@ -132,10 +132,12 @@ def full_norm(norm: torch.Tensor) -> torch.Tensor:
     return norm.full_tensor() if isinstance(norm, DTensor) else norm
 
 
-def plain_state(model) -> dict[str, torch.Tensor]:
-    """The model's parameters by name as plain tensors, in the rollout phase (rank 0's full weights).
+def state_to_save(model) -> dict[str, torch.Tensor] | None:
+    """The ``state_dict`` argument for peft's ``save_pretrained``: ``None`` (the model's own) unless sharded.
 
-    FSDP's ``state_dict`` hands out sharded DTensors even while the weights are gathered; the
-    parameters themselves are the gathered tensors then, and peft's ``save_pretrained`` takes them.
+    FSDP's ``state_dict`` hands out sharded DTensors even while the weights are gathered; in the
+    rollout phase the parameters themselves are rank 0's gathered tensors, so they are what is saved.
     """
+    if not is_sharded(model):
+        return None
     return {name: param.detach() for name, param in model.named_parameters()}

@@ -457,9 +457,7 @@ def distributed_grpo_step(model, optimizer, local: RolloutBatch, config: GRPOCon
     """``grpo_step`` on this rank's rows, with loss weights over the global batch and summed gradients."""
     weights = global_weights([len(c) for c in local.completion_ids],
                              lambda everyone: sequence_weights(everyone, config.loss_type, max_tokens))
-    if is_sharded(model):  # FSDP's backward already reduce-scattered the gradients (as a mean over ranks)
-        return grpo_step(model, optimizer, local, config, max_tokens, pad_id, temperature, reference,
-                         weights=weights, reduce_gradients=summed_gradients, passes=passes_over_ranks, guard=guard)
-    return grpo_step(model, optimizer, local, config, max_tokens, pad_id, temperature, reference,
-                     weights=weights, reduce_gradients=sum_gradients, guard=guard)
-
+    sharded = is_sharded(model)  # FSDP's backward already reduce-scattered the gradients (as a mean over ranks)
+    return grpo_step(model, optimizer, local, config, max_tokens, pad_id, temperature, reference, weights=weights,
+                     reduce_gradients=summed_gradients if sharded else sum_gradients,
+                     passes=passes_over_ranks if sharded else None, guard=guard)
