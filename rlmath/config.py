@@ -198,6 +198,13 @@ class GRPOConfig(_Section):
     baseline), ``penalty`` subtracts ``truncation_penalty`` from their reward, ``none`` treats them as any other."""
     truncation_penalty: float = Field(1.0, ge=0.0)
     scale_rewards: bool = True
+    baseline: Literal["group", "greedy"] = "group"
+    """What each completion's reward is measured against. ``group``: the mean of its group (GRPO, scaled by
+    the group std per ``scale_rewards``). ``greedy``: the reward of the prompt's greedy completion, sampled
+    beside the group (ReMax, Li et al. 2023; never std-scaled): +1 for a correct sample of a problem greedy
+    decoding gets wrong, -1 for a wrong sample of one it gets right, 0 where they agree. Evaluation scores
+    the greedy answer, so this aims the update at the problems whose greedy answer can flip. Costs one
+    greedy completion per prompt; logs ``baseline/greedy_accuracy``, greedy accuracy on the fresh batch."""
     negative_weight: float = Field(1.0, ge=0.0)
     """Multiply negative advantages by this: 1 is plain GRPO, 0 learns from the better-than-average rollouts
     only (positive-sample reinforcement in Zhu et al. 2025, "The Surprising Effectiveness of Negative

@@ -24,14 +24,12 @@ from rlmath.algorithms.grpo import (
     attach_behaviour_logprobs,
     distributed_grpo_step,
     gradient_rows,
-    group_advantages,
     grpo_step,
     informative_groups,
     kept_groups,
-    scales_by_std,
     shape_overlong,
+    step_advantages,
     takes_one_step,
-    weigh_negatives,
 )
 from rlmath.algorithms.sft import warm_start
 from rlmath.checkpoint import Checkpoint, find_resumable, stage_folder
@@ -302,7 +300,8 @@ def one_training_step(trainer: Trainer, step: int) -> dict[str, float]:
     problems = [trainer.train[i] for i in indices]
     groups, sample_s = sample_rollouts(trainer, problems)
     scored, rewards = score_rollouts(trainer, problems, groups)
-    batch, batch_stats = build_batch(trainer, problems, groups, rewards)
+    greedy, greedy_stats = greedy_rewards(trainer, problems)
+    batch, batch_stats = build_batch(trainer, problems, groups, rewards, greedy)
     trainer.picker.update(indices, rewards_to_pass_rates(scored, trainer.config.sampling.num_generations))
     # One process: grpo_step on the batch. Under accelerate launch: every rank updates on its whole groups.
     # Temperature and reference reach the loss either way; the guard counts skipped non-finite steps.
@@ -312,7 +311,7 @@ def one_training_step(trainer: Trainer, step: int) -> dict[str, float]:
     trainer.updated_step = step
     sync_started = time.perf_counter()
     trainer.adapter = sync_adapter(trainer, step=step)
-    metrics = step_metrics(trainer, groups, scored, rewards, sample_s) | batch_stats | update
+    metrics = step_metrics(trainer, groups, scored, rewards, sample_s) | greedy_stats | batch_stats | update
     metrics |= replica_metrics(trainer.sampler)  # vllm_server: live replica count (a dead one is logged by URL)
     if isinstance(trainer.sampler, VLLMSampler):
         metrics["sampler/engine_restarts"] = float(trainer.sampler.restarts)
@@ -324,10 +323,12 @@ def one_training_step(trainer: Trainer, step: int) -> dict[str, float]:
     return metrics
 
 
-def sample_rollouts(trainer: Trainer, problems: list[Problem]) -> tuple[list[list[Completion]], float]:
-    """k completions per problem from the sampler, with the current adapter."""
+def sample_rollouts(trainer: Trainer, problems: list[Problem],
+                    greedy: bool = False) -> tuple[list[list[Completion]], float]:
+    """k completions per problem from the sampler, with the current adapter (one greedy one if ``greedy``)."""
     s = trainer.config.sampling
-    request = SamplingRequest(n=s.num_generations, temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens)
+    request = (SamplingRequest(n=1, temperature=0.0, max_tokens=s.max_tokens) if greedy else
+               SamplingRequest(n=s.num_generations, temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens))
     started = time.perf_counter()
     groups = trainer.sampler.generate(trainer.encoder([p.question for p in problems]), request, trainer.adapter)
     return groups, time.perf_counter() - started
@@ -346,12 +347,24 @@ def score_rollouts(trainer: Trainer, problems: list[Problem], groups) -> tuple[S
     return scored, values.view(len(problems), -1)  # (N, k)
 
 
-def build_batch(trainer: Trainer, problems, groups, rewards: torch.Tensor) -> tuple[RolloutBatch | None, dict]:
-    """Group advantages; with dynamic sampling, groups whose rewards are all equal are dropped, and so are
-    rows without gradient (:func:`gradient_rows`)."""
+def greedy_rewards(trainer: Trainer, problems: list[Problem]) -> tuple[torch.Tensor | None, dict[str, float]]:
+    """Under ``grpo.baseline: greedy``, each problem's greedy completion scored as the group's baseline, (N,);
+    else ``None``. Its accuracy on the fresh batch tracks what held-out (greedy) evaluation will see."""
+    if trainer.config.grpo.baseline != "greedy":
+        return None, {}
+    groups, sample_s = sample_rollouts(trainer, problems, greedy=True)
+    scored, rewards = score_rollouts(trainer, problems, groups)  # (N, 1)
+    return rewards[:, 0], {"baseline/greedy_accuracy": float(np.mean(scored.correct)),
+                           "time/greedy_sample_s": sample_s}
+
+
+def build_batch(trainer: Trainer, problems, groups, rewards: torch.Tensor,
+                greedy: torch.Tensor | None = None) -> tuple[RolloutBatch | None, dict]:
+    """Advantages against the group (or, given ``greedy`` rewards, the greedy completion); with dynamic
+    sampling, groups without signal are dropped, and so are rows without gradient (:func:`gradient_rows`)."""
     cfg = trainer.config.grpo
-    advantages = weigh_negatives(group_advantages(rewards, scale=scales_by_std(cfg)), cfg.negative_weight)  # (N, k)
-    keep = kept_groups(rewards, cfg)
+    advantages = step_advantages(rewards, cfg, greedy)  # (N, k)
+    keep = kept_groups(rewards, cfg, greedy)
     truncated = _truncated(groups)  # (N, k)
     rows_kept = apply_truncation(rewards, truncated, cfg.truncation, cfg.truncation_penalty)[1]  # (N, k)
     stats = {"groups/informative_fraction": float(informative_groups(rewards).float().mean()),

@@ -14,7 +14,9 @@ from rlmath.algorithms.grpo import (
     grpo_step,
     informative_groups,
     k3_kl,
+    kept_groups,
     sequence_weights,
+    step_advantages,
     weigh_negatives,
 )
 from rlmath.config import GRPOConfig, load_config
@@ -56,6 +58,24 @@ def test_at_negative_weight_zero_the_update_sees_only_the_rows_that_carry_gradie
     assert torch.equal(gradient_rows(weigh_negatives(plain, 0.0), kept, with_kl), kept)
     no_dynamic = GRPOConfig(dynamic_sampling=False, negative_weight=0.0)
     assert torch.equal(gradient_rows(weigh_negatives(plain, 0.0), kept, no_dynamic), kept)
+
+
+def test_greedy_baseline_measures_each_sample_against_the_prompts_greedy_answer() -> None:
+    """ReMax: the advantage is reward minus the greedy completion's reward, not the group mean."""
+    rewards = torch.tensor([[1.0, 1.0, 1.0, 1.0], [1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    greedy = torch.tensor([0.0, 1.0, 0.0])  # greedy wrong, right, wrong
+    config = GRPOConfig(baseline="greedy", dynamic_sampling=True, negative_weight=1.0)
+    advantages = step_advantages(rewards, config, greedy)
+    assert advantages.tolist() == [[1.0] * 4, [0.0, -1.0, -1.0, -1.0], [0.0] * 4]
+    # all four samples right where greedy is wrong: the group baseline drops it, the greedy one keeps it
+    assert kept_groups(rewards, config, greedy).tolist() == [True, True, False]
+    assert kept_groups(rewards, GRPOConfig(dynamic_sampling=True)).tolist() == [False, True, False]
+    positive_only = GRPOConfig(baseline="greedy", negative_weight=0.0)
+    assert step_advantages(rewards, positive_only, greedy)[1].tolist() == [0.0] * 4
+    with pytest.raises(ValueError, match="greedy"):
+        step_advantages(rewards, config)
+    plain = step_advantages(rewards, GRPOConfig(), greedy)  # the group baseline ignores greedy rewards
+    assert torch.equal(plain, group_advantages(rewards, scale=True))
 
 
 @pytest.mark.parametrize("loss_type", ["grpo", "dr_grpo", "dapo"])

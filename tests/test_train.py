@@ -81,6 +81,35 @@ def test_hf_backend_training_run_end_to_end(smoke_overrides: list[str], monkeypa
     assert {"adapter", "reasoning_gains.png", "eval.json"} <= artifacts
 
 
+def test_greedy_baseline_run_samples_a_greedy_answer_per_prompt_and_logs_its_accuracy(
+        smoke_overrides: list[str], monkeypatch) -> None:
+    """``grpo.baseline: greedy`` (ReMax): one greedy completion per prompt beside the group, scored, logged."""
+    from rich.console import Console
+
+    import rewards
+    from rlmath import loop
+
+    monkeypatch.setitem(rewards.REWARD_FUNCTIONS, "text_length", text_length_reward)
+    requests = []
+    real_sample = loop.sample_rollouts
+
+    def recording_sample(trainer, problems, greedy=False):
+        groups, seconds = real_sample(trainer, problems, greedy)
+        requests.append((len(problems), greedy, [len(group) for group in groups]))
+        return groups, seconds
+
+    monkeypatch.setattr(loop, "sample_rollouts", recording_sample)
+    config = load_config(ROOT / "configs/smoke.yaml", smoke_overrides + [
+        "sampling.backend=hf", "rewards.weights={correct: 1.0, text_length: 1.0}", "grpo.baseline=greedy"])
+    run_dir = loop.run_training(config, Console(quiet=True))
+    check_run_folder(run_dir, config.grpo.steps)
+    k, prompts = config.sampling.num_generations, config.grpo.prompts_per_step
+    assert requests == [(prompts, False, [k] * prompts), (prompts, True, [1] * prompts)] * config.grpo.steps
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    step_rows = [r for r in rows if "reward/mean" in r]
+    assert all(0.0 <= r["baseline/greedy_accuracy"] <= 1.0 and r["time/greedy_sample_s"] > 0 for r in step_rows)
+
+
 @pytest.mark.slow
 def test_vllm_smoke_training_via_cli(smoke_overrides: list[str]) -> None:
     """The product path: real vLLM engine, adapter sync through LoRARequest, probe logged."""

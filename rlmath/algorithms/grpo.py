@@ -106,6 +106,18 @@ def group_advantages(rewards: torch.Tensor, scale: bool, eps: float = 1e-4) -> t
     return centred
 
 
+def greedy_advantages(rewards: torch.Tensor, greedy: torch.Tensor) -> torch.Tensor:
+    """(N, k) rewards, (N,) greedy rewards -> (N, k) advantages against the greedy completion (ReMax).
+
+    A group whose samples all agree still teaches when greedy disagrees with them: four correct samples
+    of a problem greedy gets wrong are four rows at +1.
+
+    >>> greedy_advantages(torch.tensor([[1.0, 1.0], [1.0, 0.0]]), torch.tensor([0.0, 1.0])).tolist()
+    [[1.0, 1.0], [0.0, -1.0]]
+    """
+    return rewards - greedy.unsqueeze(1)
+
+
 def weigh_negatives(advantages: torch.Tensor, weight: float) -> torch.Tensor:
     """Scale the negative advantages by ``weight`` (``grpo.negative_weight``), leaving the positive ones alone.
 
@@ -155,11 +167,26 @@ def shape_overlong(rewards: torch.Tensor, lengths: Sequence[int], max_tokens: in
     return rewards - torch.clamp(over / buffer, 0.0, 1.0)
 
 
-def kept_groups(rewards: torch.Tensor, config: GRPOConfig) -> torch.Tensor:
-    """(N,) mask of the groups the update uses: the informative ones with dynamic sampling, else all."""
-    if config.dynamic_sampling:
+def kept_groups(rewards: torch.Tensor, config: GRPOConfig, greedy: torch.Tensor | None = None) -> torch.Tensor:
+    """(N,) mask of the groups the update uses: with dynamic sampling the informative ones (against the
+    greedy rewards ``greedy`` when given: some sample disagrees with greedy), else all."""
+    if not config.dynamic_sampling:
+        return torch.ones(rewards.shape[0], dtype=torch.bool)
+    if greedy is None:
         return informative_groups(rewards)
-    return torch.ones(rewards.shape[0], dtype=torch.bool)
+    return (greedy_advantages(rewards, greedy).abs() > 1e-8).any(dim=1)
+
+
+def step_advantages(rewards: torch.Tensor, config: GRPOConfig, greedy: torch.Tensor | None = None) -> torch.Tensor:
+    """(N, k) advantages under ``config.baseline`` (``greedy``: the (N,) greedy rewards it needs), negatives
+    weighted by ``negative_weight``."""
+    if config.baseline == "greedy":
+        if greedy is None:
+            raise ValueError("grpo.baseline=greedy needs each prompt's greedy reward")
+        advantages = greedy_advantages(rewards, greedy)
+    else:
+        advantages = group_advantages(rewards, scale=scales_by_std(config))
+    return weigh_negatives(advantages, config.negative_weight)
 
 
 def clip_bounds(config: GRPOConfig) -> tuple[float, float]:
