@@ -68,13 +68,14 @@ from rlmath.sampling import Completion, EngineCrashed, SamplingRequest, VLLMSamp
 from rlmath.sharding import check_sharding, fsdp_launch, is_sharded, shard, to_rollout_phase, to_update_phase
 from rlmath.trl_stage import StageCheckpoints
 from rlmath.vllm_server import replica_metrics
+from rlmath.zero import ZeroOptimizer, check_zero, deepspeed_launch, zero_optimizer, zero_stage
 
 
 @dataclass
 class Trainer(RunState):
     """The shared run state plus what only GRPO needs: the optimiser, the problem picker, the KL reference."""
 
-    optimizer: torch.optim.Optimizer | None = None
+    optimizer: torch.optim.Optimizer | ZeroOptimizer | None = None  # ZeroOptimizer: under a DeepSpeed launch
     picker: ProblemPicker | None = None
     reference: Reference | None = None  # the KL reference, frozen when the RL stage begins (beta > 0)
     guard: NonFiniteGuard | None = None  # optimizer steps skipped in a row for a NaN/inf loss or gradient
@@ -97,17 +98,22 @@ def setup(config: Config, resume: Checkpoint | None = None) -> Trainer:
                    guard=NonFiniteGuard(config.grpo.max_bad_steps))
 
 
-def prepare_learner(model, config: Config) -> torch.optim.Optimizer:
+def prepare_learner(model, config: Config) -> torch.optim.Optimizer | ZeroOptimizer:
     """Every rank: start from rank 0's adapter; under an FSDP launch shard the model and gather it once for
     the rollout phase (``rlmath.sharding``); then the optimiser, on the trainable parameters as they are
-    after sharding (FSDP replaces them)."""
-    sharded = world()[1] > 1 and fsdp_launch()
+    after sharding (FSDP replaces them). Under a DeepSpeed launch the optimiser is handed to a ZeRO-2
+    engine, which the loop then holds in its place (``rlmath.zero``)."""
+    size = world()[1]
+    sharded = size > 1 and fsdp_launch()
     share_parameters(model, frozen_too=sharded)
     if sharded:
         shard(model)
         to_rollout_phase(model)
     params = [p for p in model.parameters() if p.requires_grad]
-    return torch.optim.AdamW(params, lr=config.grpo.learning_rate, weight_decay=config.grpo.weight_decay)
+    optimizer = torch.optim.AdamW(params, lr=config.grpo.learning_rate, weight_decay=config.grpo.weight_decay)
+    if size > 1 and deepspeed_launch():
+        return zero_optimizer(model, optimizer, config, size)
+    return optimizer
 
 
 def run_training(config: Config, console, resume: Path | None = None) -> Path | None:
@@ -122,6 +128,7 @@ def run_training(config: Config, console, resume: Path | None = None) -> Path | 
     if start_learner():
         check_learner_config(config)
         check_sharding(config)
+        check_zero(config)
         refuse_distributed_resume(resume)
         if not is_main_process():
             return follow_training(config)
@@ -272,7 +279,10 @@ def learner_step(model, optimizer, batch: RolloutBatch | None, config: Config, p
                                     reference, guard=guard)
     if sharded:  # every rank joins the all-gather; rank 0 keeps the weights to sample, sync, probe and save
         to_rollout_phase(model)
-    return metrics | {"learner/ranks": float(size), "learner/sharded": float(sharded)}
+    metrics |= {"learner/ranks": float(size), "learner/sharded": float(sharded)}
+    if isinstance(optimizer, ZeroOptimizer):
+        metrics["learner/zero_stage"] = float(zero_stage())
+    return metrics
 
 
 def follow_training(config: Config) -> None:

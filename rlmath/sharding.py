@@ -20,7 +20,7 @@ A step has two phases, and every rank switches at the same points (inside ``rlma
   off for that phase: a reshard would make its next forward an all-gather no other rank joins.
 
 The KL reference (``grpo.beta > 0``) is refused under FSDP: it is a second adapter the shards do not
-carry yet. DeepSpeed is refused with the same message naming FSDP (the ZeRO-3 equivalent) and DDP.
+carry yet. DeepSpeed ZeRO-2 is ``rlmath.zero``.
 """
 
 from __future__ import annotations
@@ -45,10 +45,7 @@ def fsdp_launch() -> bool:
 
 
 def check_sharding(config) -> None:
-    """Refuse what the sharded learner cannot do, before any rank loads a model."""
-    if parse_flag_from_env("ACCELERATE_USE_DEEPSPEED", default=False):
-        raise RLMathError("accelerate config: distributed_type DEEPSPEED is not supported by rlmath's learner; launch "
-                          "with configs/accelerate/fsdp.yaml (the decoder layers sharded, as ZeRO-3 would) or ddp.yaml")
+    """Refuse what the FSDP learner cannot do, before any rank loads a model (DeepSpeed: ``rlmath.zero.check_zero``)."""
     if fsdp_launch() and parse_flag_from_env("FSDP_OFFLOAD_PARAMS", default=False):
         raise RLMathError("accelerate config: fsdp_offload_params is not supported by rlmath's learner; set it to false")
     if fsdp_launch() and config.grpo.beta > 0:

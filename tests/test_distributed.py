@@ -1,4 +1,5 @@
-"""The multi-process learner: two CPU ranks (gloo) take the same step as one process on the same batch.
+"""The multi-process learner: two CPU ranks (gloo) take the same step as one process on the same batch,
+as DDP, FSDP and DeepSpeed ZeRO-2.
 
 SGD without clipping keeps the check sensitive to the gradient's scale: Adam's first step and a
 clipped gradient would hide a loss normalised by the wrong count.
@@ -25,7 +26,8 @@ from rlmath.distributed import check_learner_config, shard_batch
 from rlmath.errors import RLMathError
 from rlmath.models import resolve_model
 from rlmath.policy import lora_state
-from rlmath.sharding import shard
+from rlmath.sharding import check_sharding, shard
+from rlmath.zero import check_zero, zero_optimizer
 
 ROOT = Path(__file__).resolve().parents[1]
 GROUP = 2
@@ -81,14 +83,17 @@ def test_global_weights_refuse_minibatch_steps() -> None:
         grpo_step(None, None, _batch(2), config.grpo, 8, 0, weights=torch.ones(4))
 
 
-def _policy(config, sharded: bool = False):
+def _policy(config, mode: str = "ddp"):
+    """The policy and its optimiser as the learner holds them under ``mode`` (ddp, fsdp or deepspeed)."""
     from rlmath.policy import load_policy
 
     torch.manual_seed(0)  # same fresh adapter in every process
     policy = load_policy(config, resolve_model(config.model.name_or_path))
-    if sharded:  # before the optimiser: FSDP replaces the parameters with sharded ones
+    if mode == "fsdp":  # before the optimiser: FSDP replaces the parameters with sharded ones
         shard(policy.model)
     optimizer = torch.optim.SGD([p for p in policy.model.parameters() if p.requires_grad], lr=0.5)
+    if mode == "deepspeed":  # ZeRO-2 (accelerate's default stage here): SGD steps this rank's partition
+        optimizer = zero_optimizer(policy.model, optimizer, config, dist.get_world_size())
     return policy, optimizer
 
 
@@ -101,18 +106,20 @@ def _full_lora_state(model) -> dict[str, torch.Tensor]:
 
 
 def _rank_main(rank: int, world_size: int, port: int, loss_type: str, groups: int, out: str,
-               sharded: bool = False) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+               mode: str = "ddp") -> None:
+    # what torchrun sets (DeepSpeed reads LOCAL_RANK)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
+                      WORLD_SIZE=str(world_size))
     dist.init_process_group("gloo", rank=rank, world_size=world_size)
     try:
         config = _config(loss_type)
-        policy, optimizer = _policy(config, sharded)
+        policy, optimizer = _policy(config, mode)
         states = []
         for _ in range(STEPS):  # a fresh batch per step, as in the loop: its behaviour log-probs are this step's
             local = shard_batch(_batch(groups), GROUP, rank, world_size)
             distributed_grpo_step(policy.model, optimizer, local, config.grpo, config.sampling.max_tokens,
                                   policy.tokenizer.pad_token_id)
-            if sharded:  # each rank really holds half of every LoRA weight
+            if mode == "fsdp":  # each rank really holds half of every LoRA weight
                 from torch.distributed.tensor import DTensor
 
                 lora = [p for n, p in policy.model.named_parameters() if "lora_" in n]
@@ -142,13 +149,15 @@ def _free_port() -> int:
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)  # a rank left waiting in an all-gather would otherwise hang the suite
-@pytest.mark.parametrize("sharded", [False, True], ids=["ddp", "fsdp"])
+@pytest.mark.parametrize("mode", ["ddp", "fsdp", "deepspeed"])
 @pytest.mark.parametrize("loss_type,groups", [("grpo", 4), ("dapo", 4), ("dr_grpo", 3), ("grpo", 1)])
-def test_two_gloo_ranks_match_one_process(loss_type: str, groups: int, sharded: bool, tmp_path: Path) -> None:
+def test_two_gloo_ranks_match_one_process(loss_type: str, groups: int, mode: str, tmp_path: Path) -> None:
     """3 groups over 2 ranks: uneven shards (4 rows and 2 rows) must still give the global step; 1 group: rank 1
     has no rows at all. Under FSDP each rank holds half of every weight, and the rank with fewer micro-batches
-    runs zero-weight passes, or the busier rank's per-layer all-gathers would wait for it forever."""
-    mp.spawn(_rank_main, args=(2, _free_port(), loss_type, groups, str(tmp_path), sharded), nprocs=2, join=True)
+    runs zero-weight passes, or the busier rank's per-layer all-gathers would wait for it forever; under
+    DeepSpeed ZeRO-2 every backward reduces its gradient buckets, and the engine averages where the step
+    wants the sum."""
+    mp.spawn(_rank_main, args=(2, _free_port(), loss_type, groups, str(tmp_path), mode), nprocs=2, join=True)
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
     single = _single_process(loss_type, groups)
     start = lora_state(_policy(_config(loss_type))[0].model)
@@ -160,8 +169,13 @@ def test_two_gloo_ranks_match_one_process(loss_type: str, groups: int, sharded: 
     assert moved > 1e-3  # the step really changed the adapter, so the comparison means something
 
 
+LAUNCH = {"ddp": ["--multi_gpu"], "fsdp": ["--use_fsdp", "--fsdp_version", "2"],
+          "deepspeed": ["--use_deepspeed", "--zero_stage", "2"]}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ["ddp", "fsdp"])
+@pytest.mark.timeout(1000)  # the launch itself times out at 900 s
+@pytest.mark.parametrize("mode", ["ddp", "fsdp", "deepspeed"])
 def test_accelerate_launch_two_cpu_ranks_trains_with_one_tracked_run(mode: str, tmp_path: Path) -> None:
     """The real launcher: rank 0 runs the loop and is the only one writing a run folder and an mlflow run.
 
@@ -170,13 +184,14 @@ def test_accelerate_launch_two_cpu_ranks_trains_with_one_tracked_run(mode: str, 
     two gloo ranks. Under FSDP rank 0 samples with vLLM, fed the adapter it saves from the weights it
     gathers after each update, and the sync probe compares that engine with the gathered trainer: rank 1
     once held zeros for the base weights (transformers loads them on rank 0 only under an FSDP launch),
-    and half of every layer rank 0 gathered was rank 1's zeros.
+    and half of every layer rank 0 gathered was rank 1's zeros. Under DeepSpeed (``--use_deepspeed``, the
+    launch deepspeed_zero2.yaml describes) every update goes through the ZeRO-2 engine.
     """
     import mlflow
 
-    launch, sampling = ["--multi_gpu"], ["sampling.backend=hf"]
-    if mode == "fsdp":  # the smoke config's vLLM engine, in its own process (sampling.sync=adapter)
-        launch, sampling = ["--use_fsdp", "--fsdp_version", "2"], ["sampling.backend=vllm"]
+    launch = LAUNCH[mode]
+    # under FSDP the smoke config's vLLM engine, in its own process (sampling.sync=adapter)
+    sampling = ["sampling.backend=vllm" if mode == "fsdp" else "sampling.backend=hf"]
     args = [str(Path(sys.executable).parent / "accelerate"), "launch", *launch, "--num_processes", "2",
             "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "rlmath.cli", "train",
             "-c", "configs/smoke.yaml", "--set", *sampling, "--set", f"output_dir={tmp_path}", "--set", "run_name=ddp"]
@@ -189,6 +204,7 @@ def test_accelerate_launch_two_cpu_ranks_trains_with_one_tracked_run(mode: str, 
     assert [r["step"] for r in rows if "grad_norm" in r] == [1, 2]  # both steps went through learner_step
     learner = {(r["learner/ranks"], r["learner/sharded"]) for r in rows if "grad_norm" in r}
     assert learner == {(2.0, float(mode == "fsdp"))}
+    assert {r.get("learner/zero_stage") for r in rows if "grad_norm" in r} == {2.0 if mode == "deepspeed" else None}
     if mode == "fsdp":  # probed after the step-0 sync and after each update, within the smoke tolerance
         assert [r["step"] for r in rows if "sync/probe_max_abs_diff" in r] == [0, 1, 2]
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
@@ -217,19 +233,37 @@ def test_resume_under_a_multi_process_launch_is_refused_before_anything_loads(tm
         loop.run_training(config, Console(quiet=True), resume=tmp_path / "run")
 
 
+DEEPSPEED = {"ACCELERATE_USE_DEEPSPEED": "true", "ACCELERATE_DEEPSPEED_ZERO_STAGE": "2"}
+
+
 @pytest.mark.parametrize("env,setting,message", [
-    ({"ACCELERATE_USE_DEEPSPEED": "true"}, None, "DEEPSPEED is not supported .*fsdp.yaml"),
+    ({**DEEPSPEED, "ACCELERATE_DEEPSPEED_ZERO_STAGE": "3"}, None, "zero_stage 3 is not supported .*fsdp.yaml"),
+    ({**DEEPSPEED, "ACCELERATE_DEEPSPEED_ZERO_STAGE": "1"}, None, "zero_stage 1 is not supported .*zero2.yaml"),
+    ({**DEEPSPEED, "ACCELERATE_DEEPSPEED_OFFLOAD_OPTIMIZER_DEVICE": "cpu"}, None,
+     "offload_optimizer_device is not supported"),
+    ({**DEEPSPEED, "ACCELERATE_DEEPSPEED_OFFLOAD_PARAM_DEVICE": "cpu"}, None, "offload_param_device is not supported"),
+    ({**DEEPSPEED, "ACCELERATE_DEEPSPEED_CONFIG_FILE": "ds.json"}, None, "deepspeed_config_file is not supported"),
+    (DEEPSPEED, "grpo.beta=0.1", r"grpo.beta=0.1: the KL reference is not supported under DeepSpeed"),
     ({"ACCELERATE_USE_FSDP": "true", "FSDP_OFFLOAD_PARAMS": "true"}, None, "fsdp_offload_params is not supported"),
     ({"ACCELERATE_USE_FSDP": "true"}, "grpo.beta=0.1", r"grpo.beta=0.1: the KL reference is not supported under FSDP"),
 ])
 def test_sharded_learner_refuses_what_it_cannot_do_before_loading(env, setting, message, monkeypatch) -> None:
     """What accelerate's config asks for and rlmath's learner does not do is refused by name, not ignored."""
-    from rlmath.sharding import check_sharding
-
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     with pytest.raises(RLMathError, match=message):
-        check_sharding(load_config(ROOT / "configs/smoke.yaml", [setting] if setting else []))
-    monkeypatch.delenv("ACCELERATE_USE_DEEPSPEED", raising=False)
-    monkeypatch.setenv("FSDP_OFFLOAD_PARAMS", "false")
-    check_sharding(load_config(ROOT / "configs/smoke.yaml", []))  # plain FSDP (or DDP) with beta 0 is fine
+        _check_launch(load_config(ROOT / "configs/smoke.yaml", [setting] if setting else []))
+    for key in env:
+        monkeypatch.delenv(key)
+    for key, value in DEEPSPEED.items():
+        monkeypatch.setenv(key, value)
+    _check_launch(load_config(ROOT / "configs/smoke.yaml", []))  # plain ZeRO-2 with beta 0 is fine
+    monkeypatch.delenv("ACCELERATE_USE_DEEPSPEED")
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    _check_launch(load_config(ROOT / "configs/smoke.yaml", []))  # plain FSDP (or DDP) with beta 0 is fine
+
+
+def _check_launch(config) -> None:
+    """The launch checks ``rlmath.loop.run_training`` makes on every rank before loading a model."""
+    check_sharding(config)
+    check_zero(config)

@@ -49,6 +49,7 @@ from rlmath.policy import (
     training_precision,
 )
 from rlmath.sharding import full_norm, is_sharded, passes_over_ranks, summed_gradients
+from rlmath.zero import ZeroOptimizer
 
 
 @dataclass
@@ -381,8 +382,10 @@ def grpo_step(model, optimizer, batch: RolloutBatch, config: GRPOConfig, max_tok
     A multi-process learner (``rlmath.distributed``) passes this rank's rows with ``weights``
     normalised over the global batch, and ``reduce_gradients`` to sum gradients across ranks before
     clipping, so every rank takes the single-process step. Those global weights hold for one step over
-    the whole batch only, so they refuse ``epochs × minibatches > 1``. Under FSDP, ``passes`` maps this
-    rank's forward/backward count to the count every rank runs (zero-weight passes make up the difference).
+    the whole batch only, so they refuse ``epochs × minibatches > 1``. Under FSDP and DeepSpeed ZeRO-2,
+    ``passes`` maps this rank's forward/backward count to the count every rank runs (zero-weight passes make
+    up the difference); under DeepSpeed ``optimizer`` is a :class:`rlmath.zero.ZeroOptimizer`, whose engine
+    runs each backward and the reduce, clip and step.
 
     An optimizer step whose loss or gradient norm is NaN/inf is skipped (:class:`NonFiniteGuard`, which
     the loop keeps across batches); once ``grpo.max_bad_steps`` in a row are skipped the guard trips and
@@ -443,12 +446,13 @@ def _optimizer_step(model, optimizer, batch: RolloutBatch, config: GRPOConfig, m
     optimizer.zero_grad(set_to_none=True)
     total_loss, total_tokens = 0.0, 0.0
     chunks = length_sorted_chunks(batch, config.micro_batch_size)
+    backward = _backward(optimizer)
     for _ in range((passes(len(chunks)) if passes else len(chunks)) - len(chunks)):
-        idle_pass(model, pad_id, config)
+        idle_pass(model, pad_id, config, backward)
     for chunk in chunks:
         loss, stats = micro_batch_loss(model, batch.rows(chunk), slice(None), weights[chunk], config, pad_id,
                                        temperature, reference)
-        loss.backward()
+        backward(loss)
         total_loss += float(loss.detach())
         tokens = stats.pop("tokens")
         total_tokens += tokens
@@ -457,6 +461,20 @@ def _optimizer_step(model, optimizer, batch: RolloutBatch, config: GRPOConfig, m
                 maxima[key] = max(maxima.get(key, 0.0), value)
             else:  # token-weighted mean across micro-batches and steps
                 token_sums[key] = token_sums.get(key, 0.0) + value * tokens
+    grad_norm, finite = _clip_and_step(model, optimizer, config, total_loss, reduce_gradients)
+    return total_loss, grad_norm, total_tokens, finite
+
+
+def _backward(optimizer) -> Callable[[torch.Tensor], None]:
+    """DeepSpeed's engine runs the backward itself (its ZeRO hooks reduce the gradients); otherwise autograd's."""
+    return optimizer.backward if isinstance(optimizer, ZeroOptimizer) else torch.Tensor.backward
+
+
+def _clip_and_step(model, optimizer, config: GRPOConfig, total_loss: float,
+                   reduce_gradients: Callable[[list[torch.Tensor]], None] | None) -> tuple[float, bool]:
+    """(grad norm, stepped): reduce, clip to ``max_grad_norm`` and step, or skip a NaN/inf step."""
+    if isinstance(optimizer, ZeroOptimizer):  # DeepSpeed reduces, clips and skips a non-finite norm in its step
+        return optimizer.clip_and_step()
     params = [p for p in model.parameters() if p.requires_grad]
     if reduce_gradients is not None:
         reduce_gradients(params)
@@ -466,16 +484,18 @@ def _optimizer_step(model, optimizer, batch: RolloutBatch, config: GRPOConfig, m
         optimizer.step()
     else:  # one NaN/inf would poison every weight and Adam moment: skip the step, the guard counts it
         optimizer.zero_grad(set_to_none=True)
-    return total_loss, grad_norm, total_tokens, finite
+    return grad_norm, finite
 
 
-def idle_pass(model, pad_id: int, config: GRPOConfig) -> None:
+def idle_pass(model, pad_id: int, config: GRPOConfig,
+              backward: Callable[[torch.Tensor], None] = torch.Tensor.backward) -> None:
     """A zero-weight forward/backward over two pad tokens: under FSDP every layer's all-gather and gradient
-    reduce-scatter needs every rank, so a rank with fewer rows than the busiest one runs these instead."""
+    reduce-scatter needs every rank (under ZeRO-2 every backward's bucket reduction), so a rank with fewer
+    rows than the busiest one runs these instead."""
     ids = torch.full((1, 2), pad_id, device=model_device(model))
     with training_precision(model, config.autocast):
         logits = model(input_ids=ids).logits
-    (logits.float().sum() * 0.0).backward()
+    backward(logits.float().sum() * 0.0)
 
 
 def distributed_grpo_step(model, optimizer, local: RolloutBatch, config: GRPOConfig, max_tokens: int,
@@ -485,6 +505,7 @@ def distributed_grpo_step(model, optimizer, local: RolloutBatch, config: GRPOCon
     weights = global_weights([len(c) for c in local.completion_ids],
                              lambda everyone: sequence_weights(everyone, config.loss_type, max_tokens))
     sharded = is_sharded(model)  # FSDP's backward already reduce-scattered the gradients (as a mean over ranks)
+    zero = isinstance(optimizer, ZeroOptimizer)  # DeepSpeed's engine reduces them itself
+    reduce = None if zero else summed_gradients if sharded else sum_gradients
     return grpo_step(model, optimizer, local, config, max_tokens, pad_id, temperature, reference, weights=weights,
-                     reduce_gradients=summed_gradients if sharded else sum_gradients,
-                     passes=passes_over_ranks if sharded else None, guard=guard)
+                     reduce_gradients=reduce, passes=passes_over_ranks if sharded or zero else None, guard=guard)
