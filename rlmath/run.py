@@ -13,7 +13,7 @@ import json
 import os
 import random
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -182,8 +182,41 @@ def probe_adapter(state: RunState, adapter: AdapterRef, sampler: Sampler | None 
     At T > 0 the sampler draws a short completion at the training temperature (top_p 1) and reports its
     processed log-probs; the trainer scores the same tokens at that temperature. At T = 0 both score a
     fixed completion. ``sampler`` is one probe target (a server replica); the run's sampler by default.
+    A sampled probe over the tolerance gets one fresh draw (:func:`confirmed_difference`).
     """
     sampler = state.sampler if sampler is None else sampler
+    tolerance = state.config.probe_tolerance
+    redraw = state.config.sampling.temperature > 0
+    difference = confirmed_difference(lambda: probe_difference(state, adapter, sampler), tolerance, redraw)
+    if difference > tolerance:
+        where = f" at {sampler.url}" if hasattr(sampler, "url") else ""
+        raise RLMathError(f"adapter sync probe failed: the sampler's{where} log-probs differ from the trainer's by "
+                          f"{difference:.4f} > grpo.probe_tolerance={tolerance} "
+                          f"(is it still serving an old adapter? version {adapter.version} at {adapter.path})")
+    return difference
+
+
+def confirmed_difference(measure: Callable[[], float], tolerance: float, redraw: bool) -> float:
+    """The probe's difference; one over ``tolerance`` is measured again on a fresh draw when ``redraw``.
+
+    Why: a sampled probe's largest token gap has a tail. A bfloat16 engine beside the float32 trainer put
+    0.54 nats on 1% of 16-token probes, and a GRPO run on the dev split died at step 15 of 28 on 1.09 > 1.0
+    with the adapter in sync. A stale or wrong adapter is over the line on every draw, so the smaller of two
+    draws still fails it, while a chance tail now needs two in a row.
+
+    >>> draws = iter([1.3, 0.2]); confirmed_difference(lambda: next(draws), 1.0, redraw=True)
+    0.2
+    >>> draws = iter([1.3, 0.2]); confirmed_difference(lambda: next(draws), 1.0, redraw=False)
+    1.3
+    """
+    difference = measure()
+    if difference > tolerance and redraw:
+        difference = min(difference, measure())
+    return difference
+
+
+def probe_difference(state: RunState, adapter: AdapterRef, sampler: Sampler) -> float:
+    """Largest |trainer - sampler| token log-prob on one probe completion (see :func:`probe_adapter`)."""
     prompt = state.encoder([state.eval[0].question])[0]
     temperature = state.config.sampling.temperature
     if temperature > 0:
@@ -197,14 +230,7 @@ def probe_adapter(state: RunState, adapter: AdapterRef, sampler: Sampler | None 
     with torch.no_grad():
         ours = sequence_logprobs(state.policy.model, [prompt], [completion], state.policy.tokenizer.pad_token_id,
                                  temperature=temperature)[0]
-    difference = float((ours - theirs).abs().max())
-    tolerance = state.config.probe_tolerance
-    if difference > tolerance:
-        where = f" at {sampler.url}" if hasattr(sampler, "url") else ""
-        raise RLMathError(f"adapter sync probe failed: the sampler's{where} log-probs differ from the trainer's by "
-                          f"{difference:.4f} > grpo.probe_tolerance={tolerance} "
-                          f"(is it still serving an old adapter? version {adapter.version} at {adapter.path})")
-    return difference
+    return float((ours - theirs).abs().max())
 
 
 # --- checkpoint and resume (rlmath.checkpoint does the files; this is what a run puts in them) --------
