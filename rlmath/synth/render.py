@@ -116,3 +116,59 @@ def join_list(items: Sequence[object]) -> str:
     """
     items = [str(i) for i in items]
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+
+def running_total(values: Sequence[int | Fraction]) -> str:
+    """A sum written one addition at a time: ``8 + 18 = 26, 26 - 7 = 19``.
+
+    Worked solutions that jumped from a list of numbers to its total left the embedded 135M model at
+    0-12% after SFT on the families that need one (poly_eval, statistics, sequences): it adds two
+    numbers far more reliably than a list at once, so each arithmetic step of a worked solution does
+    one operation. Plain text, not LaTeX: every digit is a token, and the solutions must fit the caps.
+
+    >>> running_total([8, 18, -7])
+    '8 + 18 = 26, 26 - 7 = 19'
+    >>> running_total([5])
+    ''
+    """
+    total, parts = Fraction(values[0]), []
+    for value in values[1:]:
+        parts.append(f"{frac(total)} {'-' if value < 0 else '+'} {frac(abs(value))} = {frac(total + value)}")
+        total += value
+    return ", ".join(parts)
+
+
+def term_values(coeffs: Sequence[int], x: int) -> tuple[list[str], list[int]]:
+    """Each nonzero non-constant term of a polynomial (highest degree first) at ``x``, one product each.
+
+    Returns those products and every term's value (the constant included).
+
+    >>> term_values([5, -1, 4], 2)
+    (['5 × 2^2 = 5 × 4 = 20', '-1 × 2 = -2'], [20, -2, 4])
+    """
+    shown, values = [], []
+    for i, c in enumerate(coeffs):
+        power = len(coeffs) - 1 - i
+        if not c:
+            continue
+        if power >= 2:
+            shown.append(f"{c} × {paren(x)}^{power} = {c} × {x**power} = {c * x**power}")
+        elif power == 1:
+            shown.append(f"{c} × {paren(x)} = {c * x}")
+        values.append(c * x**power)
+    return shown, values
+
+
+def linear_value(name: str, a: int, b: int, x: int) -> str:
+    """``f(x) = ax + b`` at a point, one operation per equals sign.
+
+    >>> linear_value("g", 2, 1, -3)
+    'g(-3) = 2 × (-3) + 1 = -6 + 1 = -5'
+    >>> linear_value("f", 3, 0, 2)
+    'f(2) = 3 × 2 = 6'
+    """
+    product = f"{a} × {paren(x)}"
+    if not b:
+        return f"{name}({x}) = {product} = {a * x}"
+    return f"{name}({x}) = {product} {signed(b)} = {a * x} {signed(b)} = {a * x + b}"
