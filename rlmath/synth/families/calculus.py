@@ -12,7 +12,7 @@ from typing import List
 
 from rlmath.synth.families.polynomials import eval_poly, mul_poly
 from rlmath.synth.registry import Instance, register
-from rlmath.synth.render import frac, paren, poly, running_total, tex
+from rlmath.synth.render import frac, paren, poly, tex
 
 
 def derive(p: List[int]) -> List[int]:
@@ -169,8 +169,8 @@ def make_sequences(rng: random.Random, difficulty: int) -> Instance:
                 f"An arithmetic sequence starts {first}, .... Find term number {n}.",
             )
             steps = (
-                f"d = {a + d} - {paren(a)} = {d}.",
-                f"a_{n} = {a} + ({n} - 1) × {paren(d)}: {n - 1} × {paren(d)} = {(n - 1) * d}, {running_total([a, (n - 1) * d])}.",
+                f"The first term is {a} and the common difference is {d}.",
+                f"$a_{{{n}}} = {a} + ({n} - 1) \\cdot {paren(d)} = {value}$.",
             )
         else:
             last = a + (n - 1) * d
@@ -180,10 +180,8 @@ def make_sequences(rng: random.Random, difficulty: int) -> Instance:
                 f"What is the sum of the first {n} terms of {first}, ...?",
             )
             steps = (
-                f"d = {a + d} - {paren(a)} = {d}.",
-                f"a_{n} = {a} + {n - 1} × {paren(d)}: {n - 1} × {paren(d)} = {(n - 1) * d}, {running_total([a, (n - 1) * d])}.",
-                f"S_{n} = {n} × ({a} + {paren(last)}) / 2: {running_total([a, last])}, {n} × {paren(a + last)} = "
-                f"{n * (a + last)}, {n * (a + last)} / 2 = {value}.",
+                f"The {n}th term is ${a} + {n - 1} \\cdot {paren(d)} = {last}$.",
+                f"$S_{{{n}}} = \\frac{{{n}({a} + {paren(last)})}}{{2}} = {value}$.",
             )
         return Instance(f"seq.{kind}", {"a": a, "d": d, "n": n}, questions, steps, str(value))
     r = (
@@ -201,10 +199,7 @@ def make_sequences(rng: random.Random, difficulty: int) -> Instance:
             f"What is the {n}th term of the geometric sequence ${first}, \\dots$?",
             f"A geometric sequence begins ${first}, \\dots$. Find term {n}.",
         )
-        steps = (
-            f"The ratio is {tex(r)}.",
-            f"a_{n} = {a} × {paren(r)}^{n - 1}: {paren(r)}^{n - 1} = {frac(r ** (n - 1))}, {a} × {paren(r ** (n - 1))} = {frac(value)}.",
-        )
+        steps = (f"The ratio is {tex(r)}.", f"$a_{{{n}}} = {a} \\cdot {paren(r)}^{{{n - 1}}} = {tex(value)}$.")
     elif kind == "geo_sum":
         value = a * (1 - r**n) / (1 - r)
         questions = (

@@ -7,7 +7,7 @@ from fractions import Fraction
 from typing import List
 
 from rlmath.synth.registry import Instance, register
-from rlmath.synth.render import decimal, frac, join_list, paren, running_total
+from rlmath.synth.render import decimal, frac, join_list, paren, tex
 
 # (unit, larger unit, factor, noun) -- factor = how many of `unit` in one `larger unit`.
 _UNITS = [
@@ -36,19 +36,6 @@ def _median(values: List[int]) -> Fraction:
     return Fraction(s[mid]) if len(s) % 2 else Fraction(s[mid - 1] + s[mid], 2)
 
 
-def _middle_step(ordered: List[int]) -> str:
-    """The median of sorted values, with the two middle values' mean worked out for an even count.
-
-    >>> _middle_step([3, 4, 9, 19])
-    'The middle values are 4 and 9: 4 + 9 = 13, 13 / 2 = 13/2.'
-    """
-    mid = len(ordered) // 2
-    if len(ordered) % 2:
-        return f"The middle value is {ordered[mid]}."
-    low, high = ordered[mid - 1], ordered[mid]
-    return f"The middle values are {low} and {high}: {running_total([low, high])}, {low + high} / 2 = {frac(_median(ordered))}."
-
-
 @register("statistics", "statistics", "Mean, median, range and a missing value given the mean.")
 def make_statistics(rng: random.Random, difficulty: int) -> Instance:
     size = rng.randint(4, 4 + 2 * difficulty)
@@ -62,7 +49,7 @@ def make_statistics(rng: random.Random, difficulty: int) -> Instance:
             f"Find the average of the numbers {', '.join(map(str, values))}.",
             f"Compute the arithmetic mean of {listed}.",
         )
-        steps = (f"Sum: {running_total(values)}.", f"Mean = {sum(values)} / {size} = {frac(mean)}.")
+        steps = (f"The sum is {' + '.join(map(str, values))} = {sum(values)}.", f"Divide by {size}: ${tex(mean)}$.")
         return Instance("stats.mean", {"v": values}, questions, steps, frac(mean), "fraction")
     if kind == "median":
         med = _median(values)
@@ -70,7 +57,10 @@ def make_statistics(rng: random.Random, difficulty: int) -> Instance:
             f"What is the median of {listed}?",
             f"Find the median of the data set {', '.join(map(str, values))}.",
         )
-        steps = (f"Sort: {', '.join(map(str, sorted(values)))}.", _middle_step(sorted(values)))
+        steps = (
+            f"Sort: {', '.join(map(str, sorted(values)))}.",
+            f"{'The middle value' if size % 2 else 'The mean of the two middle values'} is ${tex(med)}$.",
+        )
         return Instance("stats.median", {"v": values}, questions, steps, frac(med), "fraction")
     if kind == "range":
         questions = (

@@ -6,7 +6,7 @@ import random
 from fractions import Fraction
 
 from rlmath.synth.registry import Instance, register
-from rlmath.synth.render import frac, running_total, tex
+from rlmath.synth.render import frac, tex
 
 _TRIPLES = [(3, 4, 5), (5, 12, 13), (8, 15, 17), (7, 24, 25), (20, 21, 29), (9, 40, 41)]
 
@@ -145,7 +145,7 @@ def make_angles(rng: random.Random, difficulty: int) -> Instance:
             "angle.triangle",
             {"x": x, "y": y},
             questions,
-            ("Angles of a triangle sum to $180^\\circ$.", f"{running_total([180, -x, -y])}."),
+            (f"Angles of a triangle sum to $180^\\circ$: $180 - {x} - {y} = {180 - x - y}$.",),
             str(180 - x - y),
         )
     if kind == "supplement":
@@ -154,7 +154,7 @@ def make_angles(rng: random.Random, difficulty: int) -> Instance:
             f"What is the supplement of a ${x}^\\circ$ angle, in degrees?",
             f"Two angles on a straight line add up to $180^\\circ$. One is ${x}^\\circ$. Find the other.",
         )
-        return Instance("angle.supplement", {"x": x}, questions, (f"180 - {x} = {180 - x}.",), str(180 - x))
+        return Instance("angle.supplement", {"x": x}, questions, (f"$180 - {x} = {180 - x}$.",), str(180 - x))
     n = rng.randint(5, 6 + 2 * difficulty)
     if kind == "interior_sum":
         questions = (
@@ -165,7 +165,7 @@ def make_angles(rng: random.Random, difficulty: int) -> Instance:
             "angle.sum",
             {"n": n},
             questions,
-            (f"The sum is (n - 2) × 180: {n} - 2 = {n - 2}, {n - 2} × 180 = {(n - 2) * 180}.",),
+            (f"The sum is $(n - 2) \\cdot 180 = {n - 2} \\cdot 180 = {(n - 2) * 180}$.",),
             str((n - 2) * 180),
         )
     if kind == "regular_interior":

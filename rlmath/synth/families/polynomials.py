@@ -11,7 +11,7 @@ from fractions import Fraction
 from typing import List
 
 from rlmath.synth.registry import Instance, register
-from rlmath.synth.render import frac, linear_value, paren, poly, running_total, signed, term_values, tex
+from rlmath.synth.render import frac, paren, poly, tex
 
 
 def mul_poly(p: List[int], q: List[int]) -> List[int]:
@@ -72,17 +72,6 @@ def make_poly_expand(rng: random.Random, difficulty: int) -> Instance:
     return Instance("poly.expand", {"factors": factors}, questions, tuple(steps), poly(product), "expr")
 
 
-def evaluation_steps(p: List[int], x: int) -> tuple:
-    """Worked lines for p(x): each term's product, then the terms added two at a time.
-
-    >>> evaluation_steps([2, 9, -7], 2)
-    ('At x = 2: 2 × 2^2 = 2 × 4 = 8, 9 × 2 = 18.', 'Add: 8 + 18 = 26, 26 - 7 = 19.')
-    """
-    shown, values = term_values(p, x)
-    total = running_total(values)
-    return (f"At x = {x}: {', '.join(shown)}.",) + ((f"Add: {total}.",) if total else ())
-
-
 @register(
     "poly_eval", "polynomials", "Evaluate a polynomial at a point (or find a remainder by the remainder theorem)."
 )
@@ -91,7 +80,8 @@ def make_poly_eval(rng: random.Random, difficulty: int) -> Instance:
     p = [rng.randint(1, 5)] + [rng.randint(-9, 9) for _ in range(degree)]
     x = rng.randint(-3, 3) if difficulty >= 3 else rng.randint(0, 4)
     value = eval_poly(p, x)
-    steps = evaluation_steps(p, x)
+    terms = [f"{c} \\cdot {paren(x)}^{{{len(p) - 1 - i}}}" for i, c in enumerate(p) if c]
+    steps = (f"Substitute $x = {x}$: ${' + '.join(terms)}$.", f"Add the terms: the value is {value}.")
     if difficulty >= 4 and rng.random() < 0.5:
         questions = (
             f"What is the remainder when $p(x) = {poly(p)}$ is divided by $x {'-' if x >= 0 else '+'} {abs(x)}$?",
@@ -105,18 +95,6 @@ def make_poly_eval(rng: random.Random, difficulty: int) -> Instance:
         f"Let $f(x) = {poly(p)}$. Compute $f({x})$.",
     )
     return Instance("poly.eval", {"p": p, "x": x}, questions, steps, str(value))
-
-
-def _inner_step(g: List[int], k: int) -> str:
-    """``First g(k) = ...``: g is linear (levels 1-2) or ``ax^2 + c`` (levels 3-4), one operation per step.
-
-    >>> _inner_step([1, 0, -2], 3)
-    'First g(3) = 1 × 3^2 - 2 = 1 × 9 - 2 = 9 - 2 = 7.'
-    """
-    if len(g) == 2:
-        return f"First {linear_value('g', g[0], g[1], k)}."
-    a, c = g[0], g[2]
-    return f"First g({k}) = {a} × {paren(k)}^2 {signed(c)} = {a} × {k * k} {signed(c)} = {a * k * k} {signed(c)} = {a * k * k + c}."
 
 
 @register("composition", "functions", "Compose two functions, numerically or symbolically.")
@@ -133,7 +111,7 @@ def make_composition(rng: random.Random, difficulty: int) -> Instance:
             f"Given {defs}, compute $(f \\circ g)({k})$.",
             f"If {defs}, what is $f(g({k}))$?",
         )
-        steps = (_inner_step(g, k), f"Then {linear_value('f', f[0], f[1], inner)}.")
+        steps = (f"First $g({k}) = {inner}$.", f"Then $f({inner}) = {value}$.")
         return Instance("compose.value", {"f": f, "g": g, "k": k}, questions, steps, str(value))
     composed = mul_poly([f[0]], g)
     composed[-1] += f[1]
