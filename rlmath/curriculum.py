@@ -38,12 +38,13 @@ log = logging.getLogger(__name__)
 class ProblemPicker:
     def __init__(self, problems: list[Problem], seed: int, *, curriculum: bool, low: float = 0.2,
                  high: float = 0.8, off_weight: float = 0.1, promote_at: float = 0.8,
-                 promote_window: int = 32, revisit: float = 0.5) -> None:
+                 promote_window: int = 32, revisit: float = 0.5, family_power: float = 1.0) -> None:
         if not problems:
             raise ValueError("no training problems")
         self.problems = problems
         self.curriculum = curriculum
         self.low, self.high, self.off_weight, self.revisit = low, high, off_weight, revisit
+        self.family_power = family_power
         self.last_batch_in_band = float("nan")  # share of the last batch drawn from the band
         self.rng = np.random.default_rng(seed)
         self.pass_rate = np.full(len(problems), np.nan)  # latest group pass rate per problem, (P,)
@@ -122,10 +123,11 @@ class ProblemPicker:
             self._order = []  # plain epochs restart over the widened pool
 
     def family_signal(self, indices: np.ndarray) -> np.ndarray:
-        """Smoothed share of informative groups of each problem's family (1/2 for a family not yet seen)."""
+        """Smoothed share of informative groups of each problem's family (1/2 for a family not yet seen),
+        raised to ``family_power``."""
         def signal(family: str) -> float:
             informative, groups = self.family_groups.get(family, (0, 0))
-            return (informative + 1) / (groups + 2)
+            return ((informative + 1) / (groups + 2)) ** self.family_power
         by_family = {family: signal(family) for family in set(self.family[indices].tolist())}
         return np.array([by_family[family] for family in self.family[indices].tolist()], dtype=float)
 

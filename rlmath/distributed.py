@@ -98,10 +98,10 @@ def check_learner_config(config) -> None:
                           "learner takes one optimizer step per rollout batch; set both to 1 or run one process")
     if config.sft.warm_start:
         raise RLMathError("sft.warm_start: not supported under a multi-process launch yet; run it alone first")
-    if config.sampling.backend == "vllm" and config.sampling.sync == "merged":
+    if config.sampling.backend == "vllm" and config.engine_sync == "merged":
         # vLLM's engine would then join the learner's process group: its group set-up waits for ranks that never come
         raise RLMathError("sampling.sync=merged: not supported under a multi-process launch (the engine runs inside "
-                          "rank 0's process and would join the learner's process group); use sampling.sync=adapter "
+                          "rank 0's process and would join the learner's process group); use sampling.sync=auto or adapter "
                           "(the engine in its own process) or sampling.backend=vllm_server")
 
 

@@ -160,7 +160,7 @@ def _evaluate_targets(config: Config, problems, targets, options: EvalOptions,
     base = resolve_model(config.model.name_or_path)
     ks = list(options.ks or config.eval.k)
     results: dict[str, EvalResult] = {}
-    if config.sampling.backend == "vllm" and config.sampling.sync == "merged":
+    if config.sampling.backend == "vllm" and config.engine_sync == "merged":
         return _evaluate_merged(config, base, problems, targets, ks, category)
     for adapter_path, group in _engine_groups(targets, config.sampling.backend):
         policy = None

@@ -93,7 +93,8 @@ def setup(config: Config, resume: Checkpoint | None = None) -> Trainer:
     optimizer = prepare_learner(state.policy.model, config)
     picker = ProblemPicker(state.train, config.seed, curriculum=config.data.curriculum, low=config.data.curriculum_low,
                            high=config.data.curriculum_high, promote_at=config.data.promote_at,
-                           promote_window=config.data.promote_window, revisit=config.data.curriculum_revisit)
+                           promote_window=config.data.promote_window, revisit=config.data.curriculum_revisit,
+                           family_power=config.data.curriculum_family_power)
     return Trainer(**{f.name: getattr(state, f.name) for f in fields(state)}, optimizer=optimizer, picker=picker,
                    guard=NonFiniteGuard(config.grpo.max_bad_steps))
 

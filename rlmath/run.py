@@ -92,10 +92,11 @@ def setup_run(config: Config, resume: Checkpoint | None = None) -> RunState:
 
 def resolved_precision(config: Config, policy) -> dict[str, str]:
     """What ran on this machine (config.yaml keeps the request): the precision ``bfloat16_if_fast`` became for the
-    engine and the update, and the memory allocator (:mod:`rlmath.allocator`)."""
+    engine and the update, the hand-over ``sampling.sync: auto`` became, and the memory allocator
+    (:mod:`rlmath.allocator`)."""
     autocast = "bfloat16" if updates_in_bfloat16(policy.model, config.grpo.autocast) else "none"
     return {"rlmath.engine_dtype": config.engine_dtype, "rlmath.update_autocast": autocast,
-            "rlmath.allocator": active_allocator()}
+            "rlmath.engine_sync": config.engine_sync, "rlmath.allocator": active_allocator()}
 
 
 def open_tracker(config: Config, resume: Checkpoint | None) -> Tracker:

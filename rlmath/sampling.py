@@ -328,7 +328,7 @@ def build_sampler(config, base_path: str, policy=None) -> Sampler:
         return build_server_sampler(config, base_path)
     return VLLMSampler(base_path, dtype=config.engine_dtype, seed=config.seed, max_model_len=sampling.max_model_len,
                        gpu_memory_utilization=sampling.gpu_memory_utilization, max_lora_rank=sampling.max_lora_rank,
-                       enforce_eager=sampling.enforce_eager, sync=sampling.sync,
+                       enforce_eager=sampling.enforce_eager, sync=config.engine_sync,
                        weights_model=policy.model if policy is not None else None, kv_cache=kv_cache_size(sampling, base_path, config.engine_dtype),
                        scheduler_limits=scheduler_limits(sampling))
 

@@ -188,6 +188,19 @@ def test_unseen_problems_are_drawn_from_families_whose_groups_carry_signal() -> 
     assert restored.family_groups == picker.family_groups
 
 
+@pytest.mark.parametrize("power", [0.0, 1.0, 3.0])
+def test_family_power_sets_how_hard_fresh_draws_lean_on_the_families_with_signal(power: float) -> None:
+    """Two families, one informative in 3 of 4 groups, one in 1 of 4: the draws split by the share's power
+    (smoothed shares 2/3 and 1/3: at power 0 half each, at 1 two to one, at 3 eight to one)."""
+    pool = [Problem(id=f"{family}{i}", question=f"{family} q{i}", answer=str(i), family=family)
+            for family in ("often", "rarely") for i in range(2000)]
+    picker = ProblemPicker(pool, seed=0, curriculum=True, revisit=0.0, family_power=power)
+    picker.family_groups = {"often": [3, 4], "rarely": [1, 4]}
+    drawn = [pool[i].family for _ in range(20) for i in picker.next_batch(50)]
+    expected = (2 / 3) ** power / ((2 / 3) ** power + (1 / 3) ** power)
+    assert drawn.count("often") / len(drawn) == pytest.approx(expected, abs=0.05)
+
+
 def test_running_out_of_fresh_problems_warns_once_and_is_counted(caplog) -> None:
     """With revisit 0 ("fresh problems only") a pool smaller than the run's draws silently repeats seen
     problems once it runs out; the picker counts what is left and says so the first time."""

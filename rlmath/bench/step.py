@@ -28,7 +28,7 @@ def run(config, *, steps: int, out=None, console=None) -> dict:
     peer = _trl_steps(config, steps + 1, output)[1:]
     result = {"name": "step", "ours": round(statistics.median(ours), 2), "peer": round(statistics.median(peer), 2),
               "ratio": round(statistics.median(ours) / statistics.median(peer), 3), "unit": "seconds per step",
-              "ours_label": f"rlmath GRPO ({config.sampling.backend}, sync={config.sampling.sync})",
+              "ours_label": f"rlmath GRPO ({config.sampling.backend}, sync={config.engine_sync})",
               "peer_label": "TRL GRPOTrainer (HF generate)", "ours_runs": ours, "peer_runs": peer,
               "config": {"model": config.model.name_or_path, "prompts": config.grpo.prompts_per_step,
                          "k": config.sampling.num_generations, "max_tokens": config.sampling.max_tokens,
