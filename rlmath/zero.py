@@ -20,7 +20,12 @@ ends, through :class:`ZeroOptimizer`, which the loop holds where it holds an opt
 DeepSpeed's config is built here from the rlmath config (``managed_gradient_accumulation: false``: the
 loop, not DeepSpeed's micro-step counter, says when a step ends). Refused by name
 (:func:`check_zero`): ZeRO-3 (the chunked, checkpointed lm_head recompute meets a released weight),
-stages 0 and 1, offload, a ``deepspeed_config_file`` (its settings would be ignored) and ``grpo.beta > 0``.
+stages 0 and 1, offload and a ``deepspeed_config_file`` (its settings would be ignored).
+
+The KL reference (``grpo.beta > 0``) needs nothing from DeepSpeed: ``rlmath.policy.freeze_reference`` adds
+its frozen second adapter after the engine has wrapped the model, so the engine's optimizer partitions and
+gradient hooks never see it, and with the weights whole on every rank each rank runs its reference forward
+alone, with no collective.
 """
 
 from __future__ import annotations
@@ -68,9 +73,6 @@ def check_zero(config) -> None:
     if os.environ.get("ACCELERATE_DEEPSPEED_CONFIG_FILE", "").lower() not in ("", "none"):
         raise RLMathError("accelerate config: deepspeed_config_file is not supported by rlmath's learner (it builds "
                           "DeepSpeed's config from the rlmath config); set zero_stage in the accelerate config")
-    if config.grpo.beta > 0:
-        raise RLMathError(f"grpo.beta={config.grpo.beta}: the KL reference is not supported under DeepSpeed yet; "
-                          "set grpo.beta=0 or launch with configs/accelerate/ddp.yaml")
 
 
 def deepspeed_config(config, world_size: int) -> dict:

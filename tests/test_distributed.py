@@ -25,7 +25,7 @@ from rlmath.config import load_config
 from rlmath.distributed import check_learner_config, shard_batch
 from rlmath.errors import RLMathError
 from rlmath.models import resolve_model
-from rlmath.policy import lora_state
+from rlmath.policy import freeze_reference, lora_state
 from rlmath.sharding import check_sharding, shard
 from rlmath.zero import check_zero, zero_optimizer
 
@@ -34,9 +34,9 @@ GROUP = 2
 STEPS = 2
 
 
-def _config(loss_type: str):
+def _config(loss_type: str, beta: float = 0.0):
     return load_config(ROOT / "configs/smoke.yaml", [f"grpo.loss_type={loss_type}", "grpo.max_grad_norm=1e9",
-                                                     "grpo.micro_batch_size=3"])
+                                                     "grpo.micro_batch_size=3", f"grpo.beta={beta}"])
 
 
 def _batch(groups: int) -> RolloutBatch:
@@ -106,37 +106,45 @@ def _full_lora_state(model) -> dict[str, torch.Tensor]:
 
 
 def _rank_main(rank: int, world_size: int, port: int, loss_type: str, groups: int, out: str,
-               mode: str = "ddp") -> None:
+               mode: str = "ddp", beta: float = 0.0) -> None:
     # what torchrun sets (DeepSpeed reads LOCAL_RANK)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
                       WORLD_SIZE=str(world_size))
     dist.init_process_group("gloo", rank=rank, world_size=world_size)
     try:
-        config = _config(loss_type)
+        config = _config(loss_type, beta)
         policy, optimizer = _policy(config, mode)
-        states = []
+        reference = _reference(policy.model, config)
+        states, kls = [], []
         for _ in range(STEPS):  # a fresh batch per step, as in the loop: its behaviour log-probs are this step's
             local = shard_batch(_batch(groups), GROUP, rank, world_size)
-            distributed_grpo_step(policy.model, optimizer, local, config.grpo, config.sampling.max_tokens,
-                                  policy.tokenizer.pad_token_id)
+            metrics = distributed_grpo_step(policy.model, optimizer, local, config.grpo, config.sampling.max_tokens,
+                                            policy.tokenizer.pad_token_id, reference=reference)
+            kls.append(metrics.get("kl", 0.0))
             if mode == "fsdp":  # each rank really holds half of every LoRA weight
                 from torch.distributed.tensor import DTensor
 
                 lora = [p for n, p in policy.model.named_parameters() if "lora_" in n]
                 assert all(isinstance(p, DTensor) and p.to_local().numel() * 2 == p.numel() for p in lora)
             states.append(_full_lora_state(policy.model))
-        torch.save(states, f"{out}/rank{rank}.pt")
+        torch.save({"states": states, "kl": kls}, f"{out}/rank{rank}.pt")
     finally:
         dist.destroy_process_group()
 
 
-def _single_process(loss_type: str, groups: int) -> list[dict[str, torch.Tensor]]:
-    config = _config(loss_type)
+def _reference(model, config):
+    """The KL reference as the loop freezes it (``grpo.beta > 0``): after the learner is set up, on every rank."""
+    return freeze_reference(model, config.grpo.reference) if config.grpo.beta > 0 else None
+
+
+def _single_process(loss_type: str, groups: int, beta: float = 0.0) -> list[dict[str, torch.Tensor]]:
+    config = _config(loss_type, beta)
     policy, optimizer = _policy(config)
+    reference = _reference(policy.model, config)
     states = []
     for _ in range(STEPS):
         grpo_step(policy.model, optimizer, _batch(groups), config.grpo, config.sampling.max_tokens,
-                  policy.tokenizer.pad_token_id)
+                  policy.tokenizer.pad_token_id, reference=reference)
         states.append(lora_state(policy.model))
     return states
 
@@ -157,16 +165,48 @@ def test_two_gloo_ranks_match_one_process(loss_type: str, groups: int, mode: str
     runs zero-weight passes, or the busier rank's per-layer all-gathers would wait for it forever; under
     DeepSpeed ZeRO-2 every backward reduces its gradient buckets, and the engine averages where the step
     wants the sum."""
-    mp.spawn(_rank_main, args=(2, _free_port(), loss_type, groups, str(tmp_path), mode), nprocs=2, join=True)
-    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+    ranks = _two_ranks(loss_type, groups, mode, tmp_path)
     single = _single_process(loss_type, groups)
+    _assert_ranks_match(ranks, single)
     start = lora_state(_policy(_config(loss_type))[0].model)
-    for step in range(STEPS):
-        for name, expected in single[step].items():
-            assert torch.equal(ranks[0][step][name], ranks[1][step][name]), (step, name)  # ranks agree exactly
-            assert torch.allclose(ranks[0][step][name], expected, atol=1e-6, rtol=1e-5), (step, name)
     moved = max(float((single[-1][n] - start[n]).abs().max()) for n in start)
     assert moved > 1e-3  # the step really changed the adapter, so the comparison means something
+
+
+def _two_ranks(loss_type: str, groups: int, mode: str, tmp_path: Path, beta: float = 0.0) -> list[dict]:
+    """Each rank's LoRA weights after every step and its steps' KL metrics, from two gloo ranks under ``mode``."""
+    mp.spawn(_rank_main, args=(2, _free_port(), loss_type, groups, str(tmp_path), mode, beta), nprocs=2, join=True)
+    return [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+
+
+def _assert_ranks_match(ranks: list[dict], single: list[dict[str, torch.Tensor]]) -> None:
+    """Both ranks hold the same adapter after every step, and it is the one-process run's."""
+    for step in range(STEPS):
+        for name, expected in single[step].items():
+            assert torch.equal(ranks[0]["states"][step][name], ranks[1]["states"][step][name]), (step, name)
+            assert torch.allclose(ranks[0]["states"][step][name], expected, atol=1e-6, rtol=1e-5), (step, name)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("mode", ["ddp", "deepspeed"])
+def test_two_gloo_ranks_with_a_kl_reference_match_one_process(mode: str, tmp_path: Path) -> None:
+    """``grpo.beta > 0``: the frozen reference adapter, made after the learner is set up as the loop makes it,
+    gives both ranks the one-process step. Under ZeRO-2 the engine has wrapped the model before the reference
+    adapter exists, so the adapter must get neither gradients nor a partition of the optimizer. The first
+    step starts at the reference (KL 0); the second starts away from it, so the KL term is non-zero and
+    changes the step (against the same run with beta 0)."""
+    beta = 0.5
+    ranks = _two_ranks("grpo", 3, mode, tmp_path, beta)
+    single = _single_process("grpo", 3, beta)
+    _assert_ranks_match(ranks, single)
+    assert all(abs(r["kl"][0]) < 1e-8 and r["kl"][1] > 1e-6 for r in ranks), [r["kl"] for r in ranks]
+    frozen = [n for n in single[0] if ".reference." in n]
+    assert frozen and all(torch.equal(ranks[0]["states"][1][n], ranks[0]["states"][0][n]) for n in frozen)
+    without_kl = _single_process("grpo", 3)
+    assert all(torch.allclose(single[0][n], without_kl[0][n], atol=1e-7) for n in without_kl[0])
+    changed = max(float((single[1][n] - without_kl[1][n]).abs().max()) for n in without_kl[1])
+    assert changed > 1e-4  # the KL term acted on the second step
 
 
 LAUNCH = {"ddp": ["--multi_gpu"], "fsdp": ["--use_fsdp", "--fsdp_version", "2"],
@@ -175,8 +215,8 @@ LAUNCH = {"ddp": ["--multi_gpu"], "fsdp": ["--use_fsdp", "--fsdp_version", "2"],
 
 @pytest.mark.slow
 @pytest.mark.timeout(1000)  # the launch itself times out at 900 s
-@pytest.mark.parametrize("mode", ["ddp", "fsdp", "deepspeed"])
-def test_accelerate_launch_two_cpu_ranks_trains_with_one_tracked_run(mode: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode,beta", [("ddp", 0.0), ("fsdp", 0.0), ("deepspeed", 0.0), ("deepspeed", 0.1)])
+def test_accelerate_launch_two_cpu_ranks_trains_with_one_tracked_run(mode: str, beta: float, tmp_path: Path) -> None:
     """The real launcher: rank 0 runs the loop and is the only one writing a run folder and an mlflow run.
 
     Not ``--cpu``: accelerate starts one process for it (this test once passed that way, with no second
@@ -185,7 +225,8 @@ def test_accelerate_launch_two_cpu_ranks_trains_with_one_tracked_run(mode: str, 
     gathers after each update, and the sync probe compares that engine with the gathered trainer: rank 1
     once held zeros for the base weights (transformers loads them on rank 0 only under an FSDP launch),
     and half of every layer rank 0 gathered was rank 1's zeros. Under DeepSpeed (``--use_deepspeed``, the
-    launch deepspeed_zero2.yaml describes) every update goes through the ZeRO-2 engine.
+    launch deepspeed_zero2.yaml describes) every update goes through the ZeRO-2 engine; with ``grpo.beta > 0``
+    rank 0 and the follower each freeze the KL reference after the engine wraps the model.
     """
     import mlflow
 
@@ -194,7 +235,8 @@ def test_accelerate_launch_two_cpu_ranks_trains_with_one_tracked_run(mode: str, 
     sampling = ["sampling.backend=vllm" if mode == "fsdp" else "sampling.backend=hf"]
     args = [str(Path(sys.executable).parent / "accelerate"), "launch", *launch, "--num_processes", "2",
             "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "rlmath.cli", "train",
-            "-c", "configs/smoke.yaml", "--set", *sampling, "--set", f"output_dir={tmp_path}", "--set", "run_name=ddp"]
+            "-c", "configs/smoke.yaml", "--set", *sampling, "--set", f"grpo.beta={beta}", "--set", f"output_dir={tmp_path}",
+            "--set", "run_name=ddp"]
     result = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     # rank 0 prints it twice (the eval report's footer and the CLI's last line); a second printing rank would double it
@@ -214,6 +256,9 @@ def test_accelerate_launch_two_cpu_ranks_trains_with_one_tracked_run(mode: str, 
     assert sorted(p.name for p in tmp_path.glob("ddp/checkpoint-*")) == ["checkpoint-0", "checkpoint-2"]
     assert all(is_complete(p) for p in tmp_path.glob("ddp/checkpoint-*"))
     assert not list(tmp_path.glob("ddp/.checkpoint-*"))
+    # rank 0 froze the KL reference beside the adapter (the random smoke model's rewards carry no signal,
+    # so its KL stays 0 here: test_two_gloo_ranks_with_a_kl_reference_match_one_process checks the term)
+    assert (tmp_path / "ddp/checkpoint-2/adapters/reference").is_dir() == (beta > 0)
 
 
 def test_resume_under_a_multi_process_launch_is_refused_before_anything_loads(tmp_path: Path, monkeypatch) -> None:
@@ -243,7 +288,6 @@ DEEPSPEED = {"ACCELERATE_USE_DEEPSPEED": "true", "ACCELERATE_DEEPSPEED_ZERO_STAG
      "offload_optimizer_device is not supported"),
     ({**DEEPSPEED, "ACCELERATE_DEEPSPEED_OFFLOAD_PARAM_DEVICE": "cpu"}, None, "offload_param_device is not supported"),
     ({**DEEPSPEED, "ACCELERATE_DEEPSPEED_CONFIG_FILE": "ds.json"}, None, "deepspeed_config_file is not supported"),
-    (DEEPSPEED, "grpo.beta=0.1", r"grpo.beta=0.1: the KL reference is not supported under DeepSpeed"),
     ({"ACCELERATE_USE_FSDP": "true", "FSDP_OFFLOAD_PARAMS": "true"}, None, "fsdp_offload_params is not supported"),
     ({"ACCELERATE_USE_FSDP": "true"}, "grpo.beta=0.1", r"grpo.beta=0.1: the KL reference is not supported under FSDP"),
 ])
@@ -257,7 +301,8 @@ def test_sharded_learner_refuses_what_it_cannot_do_before_loading(env, setting, 
         monkeypatch.delenv(key)
     for key, value in DEEPSPEED.items():
         monkeypatch.setenv(key, value)
-    _check_launch(load_config(ROOT / "configs/smoke.yaml", []))  # plain ZeRO-2 with beta 0 is fine
+    _check_launch(load_config(ROOT / "configs/smoke.yaml", []))  # plain ZeRO-2 is fine
+    _check_launch(load_config(ROOT / "configs/smoke.yaml", ["grpo.beta=0.1"]))  # and so is its KL reference
     monkeypatch.delenv("ACCELERATE_USE_DEEPSPEED")
     monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
     _check_launch(load_config(ROOT / "configs/smoke.yaml", []))  # plain FSDP (or DDP) with beta 0 is fine
