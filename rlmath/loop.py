@@ -103,11 +103,15 @@ def prepare_learner(model, config: Config) -> torch.optim.Optimizer | ZeroOptimi
     """Every rank: start from rank 0's adapter; under an FSDP launch shard the model and gather it once for
     the rollout phase (``rlmath.sharding``); then the optimiser, on the trainable parameters as they are
     after sharding (FSDP replaces them). Under a DeepSpeed launch the optimiser is handed to a ZeRO-2
-    engine, which the loop then holds in its place (``rlmath.zero``)."""
+    engine, which the loop then holds in its place (``rlmath.zero``). Under FSDP the KL reference adapter
+    (``grpo.beta > 0``) is frozen before sharding, so it is sharded with its layers; the stage start's
+    ``freeze_reference`` then returns it as it is (no update has run in between)."""
     size = world()[1]
     sharded = size > 1 and fsdp_launch()
     share_parameters(model, frozen_too=sharded)
     if sharded:
+        if config.grpo.beta > 0:
+            freeze_reference(model, config.grpo.reference)
         shard(model)
         to_rollout_phase(model)
     params = [p for p in model.parameters() if p.requires_grad]

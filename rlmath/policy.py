@@ -16,7 +16,7 @@ import torch
 from rlmath.config import Config
 from rlmath.errors import RLMathError
 from rlmath.hardware import resolve_bfloat16
-from rlmath.sharding import state_to_save
+from rlmath.sharding import is_sharded, state_to_save
 
 
 @dataclass
@@ -239,12 +239,20 @@ def freeze_reference(model, kind: str = "stage_start") -> Reference:
     """Snapshot the reference policy now; call it once at the start of a stage.
 
     ``stage_start`` adds a second peft adapter holding a detached copy of the trained adapter's weights,
-    with ``requires_grad`` off (a second LoRA, not a second model: a few MB). Calling it again re-snapshots.
+    with ``requires_grad`` off (a second LoRA, not a second model: a few MB). Calling it again re-snapshots,
+    except on a model FSDP has sharded: its reference is made before sharding (``rlmath.loop.prepare_learner``)
+    so that its weights are sharded with their layers, a sharded layer cannot take a new adapter, and no
+    update has run in between, so a later call returns that reference as it is.
     """
     if kind == "base":
         return Reference("base")
     if kind != "stage_start":
         raise RLMathError(f"grpo.reference: unknown {kind!r} (stage_start | base)")
+    if is_sharded(model):
+        if REFERENCE_ADAPTER not in model.peft_config:
+            raise RLMathError("grpo.reference: under FSDP the reference adapter must be frozen before the layers "
+                              "are sharded (rlmath.loop.prepare_learner does)")
+        return Reference("stage_start")
     if REFERENCE_ADAPTER in model.peft_config:
         model.delete_adapter(REFERENCE_ADAPTER)
     model.add_adapter(REFERENCE_ADAPTER, model.peft_config[POLICY_ADAPTER])

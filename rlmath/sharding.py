@@ -19,8 +19,12 @@ A step has two phases, and every rank switches at the same points (inside ``rlma
   engines gather theirs, and the other ranks free each layer as soon as it is gathered. Rank 0 turns resharding after a forward
   off for that phase: a reshard would make its next forward an all-gather no other rank joins.
 
-The KL reference (``grpo.beta > 0``) is refused under FSDP: it is a second adapter the shards do not
-carry yet. DeepSpeed ZeRO-2 is ``rlmath.zero``.
+The KL reference (``grpo.beta > 0``, ``grpo.reference: stage_start``) is a second, frozen adapter made before
+sharding (``rlmath.loop.prepare_learner``), so its weights are sharded with their layers (FSDP2 keeps frozen
+parameters in a unit beside trainable ones; they get no gradient). Its forward, in the update phase,
+all-gathers every layer like the policy's, so a rank's zero-weight pass runs one too
+(``rlmath.algorithms.grpo.idle_pass``) and every rank runs the same collectives in the same order.
+DeepSpeed ZeRO-2 is ``rlmath.zero``.
 """
 
 from __future__ import annotations
@@ -48,9 +52,6 @@ def check_sharding(config) -> None:
     """Refuse what the FSDP learner cannot do, before any rank loads a model (DeepSpeed: ``rlmath.zero.check_zero``)."""
     if fsdp_launch() and parse_flag_from_env("FSDP_OFFLOAD_PARAMS", default=False):
         raise RLMathError("accelerate config: fsdp_offload_params is not supported by rlmath's learner; set it to false")
-    if fsdp_launch() and config.grpo.beta > 0:
-        raise RLMathError(f"grpo.beta={config.grpo.beta}: the KL reference is not supported under FSDP yet; set "
-                          "grpo.beta=0 or launch with configs/accelerate/ddp.yaml")
 
 
 def decoder_layers(model) -> list[torch.nn.Module]:

@@ -26,7 +26,7 @@ from rlmath.distributed import check_learner_config, shard_batch
 from rlmath.errors import RLMathError
 from rlmath.models import resolve_model
 from rlmath.policy import freeze_reference, lora_state
-from rlmath.sharding import check_sharding, shard
+from rlmath.sharding import check_sharding, shard, to_update_phase
 from rlmath.zero import check_zero, zero_optimizer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,6 +90,7 @@ def _policy(config, mode: str = "ddp"):
     torch.manual_seed(0)  # same fresh adapter in every process
     policy = load_policy(config, resolve_model(config.model.name_or_path))
     if mode == "fsdp":  # before the optimiser: FSDP replaces the parameters with sharded ones
+        _reference(policy.model, config)  # as rlmath.loop.prepare_learner: sharded with the layers
         shard(policy.model)
     optimizer = torch.optim.SGD([p for p in policy.model.parameters() if p.requires_grad], lr=0.5)
     if mode == "deepspeed":  # ZeRO-2 (accelerate's default stage here): SGD steps this rank's partition
@@ -118,6 +119,8 @@ def _rank_main(rank: int, world_size: int, port: int, loss_type: str, groups: in
         states, kls = [], []
         for _ in range(STEPS):  # a fresh batch per step, as in the loop: its behaviour log-probs are this step's
             local = shard_batch(_batch(groups), GROUP, rank, world_size)
+            if mode == "fsdp":  # as rlmath.loop.learner_step: each layer reshards after its forward
+                to_update_phase(policy.model)
             metrics = distributed_grpo_step(policy.model, optimizer, local, config.grpo, config.sampling.max_tokens,
                                             policy.tokenizer.pad_token_id, reference=reference)
             kls.append(metrics.get("kl", 0.0))
@@ -189,11 +192,13 @@ def _assert_ranks_match(ranks: list[dict], single: list[dict[str, torch.Tensor]]
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("mode", ["ddp", "deepspeed"])
+@pytest.mark.parametrize("mode", ["ddp", "fsdp", "deepspeed"])
 def test_two_gloo_ranks_with_a_kl_reference_match_one_process(mode: str, tmp_path: Path) -> None:
     """``grpo.beta > 0``: the frozen reference adapter, made after the learner is set up as the loop makes it,
     gives both ranks the one-process step. Under ZeRO-2 the engine has wrapped the model before the reference
-    adapter exists, so the adapter must get neither gradients nor a partition of the optimizer. The first
+    adapter exists, so the adapter must get neither gradients nor a partition of the optimizer. Under FSDP the
+    reference is sharded with its layers and its forward all-gathers them: rank 1 (one group against rank 0's
+    two, so fewer micro-batches) must run the reference forward in its zero-weight passes too. The first
     step starts at the reference (KL 0); the second starts away from it, so the KL term is non-zero and
     changes the step (against the same run with beta 0)."""
     beta = 0.5
@@ -215,7 +220,8 @@ LAUNCH = {"ddp": ["--multi_gpu"], "fsdp": ["--use_fsdp", "--fsdp_version", "2"],
 
 @pytest.mark.slow
 @pytest.mark.timeout(1000)  # the launch itself times out at 900 s
-@pytest.mark.parametrize("mode,beta", [("ddp", 0.0), ("fsdp", 0.0), ("deepspeed", 0.0), ("deepspeed", 0.1)])
+@pytest.mark.parametrize("mode,beta", [("ddp", 0.0), ("fsdp", 0.0), ("fsdp", 0.1), ("deepspeed", 0.0),
+                                       ("deepspeed", 0.1)])
 def test_accelerate_launch_two_cpu_ranks_trains_with_one_tracked_run(mode: str, beta: float, tmp_path: Path) -> None:
     """The real launcher: rank 0 runs the loop and is the only one writing a run folder and an mlflow run.
 
@@ -226,7 +232,8 @@ def test_accelerate_launch_two_cpu_ranks_trains_with_one_tracked_run(mode: str, 
     once held zeros for the base weights (transformers loads them on rank 0 only under an FSDP launch),
     and half of every layer rank 0 gathered was rank 1's zeros. Under DeepSpeed (``--use_deepspeed``, the
     launch deepspeed_zero2.yaml describes) every update goes through the ZeRO-2 engine; with ``grpo.beta > 0``
-    rank 0 and the follower each freeze the KL reference after the engine wraps the model.
+    rank 0 and the follower each freeze the KL reference after the engine wraps the model (under FSDP before
+    sharding), and rank 0 checkpoints it.
     """
     import mlflow
 
@@ -289,7 +296,6 @@ DEEPSPEED = {"ACCELERATE_USE_DEEPSPEED": "true", "ACCELERATE_DEEPSPEED_ZERO_STAG
     ({**DEEPSPEED, "ACCELERATE_DEEPSPEED_OFFLOAD_PARAM_DEVICE": "cpu"}, None, "offload_param_device is not supported"),
     ({**DEEPSPEED, "ACCELERATE_DEEPSPEED_CONFIG_FILE": "ds.json"}, None, "deepspeed_config_file is not supported"),
     ({"ACCELERATE_USE_FSDP": "true", "FSDP_OFFLOAD_PARAMS": "true"}, None, "fsdp_offload_params is not supported"),
-    ({"ACCELERATE_USE_FSDP": "true"}, "grpo.beta=0.1", r"grpo.beta=0.1: the KL reference is not supported under FSDP"),
 ])
 def test_sharded_learner_refuses_what_it_cannot_do_before_loading(env, setting, message, monkeypatch) -> None:
     """What accelerate's config asks for and rlmath's learner does not do is refused by name, not ignored."""
@@ -305,7 +311,8 @@ def test_sharded_learner_refuses_what_it_cannot_do_before_loading(env, setting, 
     _check_launch(load_config(ROOT / "configs/smoke.yaml", ["grpo.beta=0.1"]))  # and so is its KL reference
     monkeypatch.delenv("ACCELERATE_USE_DEEPSPEED")
     monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
-    _check_launch(load_config(ROOT / "configs/smoke.yaml", []))  # plain FSDP (or DDP) with beta 0 is fine
+    _check_launch(load_config(ROOT / "configs/smoke.yaml", []))  # plain FSDP (or DDP) is fine
+    _check_launch(load_config(ROOT / "configs/smoke.yaml", ["grpo.beta=0.1"]))  # and so is its KL reference
 
 
 def _check_launch(config) -> None:

@@ -44,6 +44,7 @@ from rlmath.policy import (
     Reference,
     model_device,
     pack_batch,
+    reference_active,
     reference_logprobs,
     token_logprobs,
     training_precision,
@@ -448,7 +449,7 @@ def _optimizer_step(model, optimizer, batch: RolloutBatch, config: GRPOConfig, m
     chunks = length_sorted_chunks(batch, config.micro_batch_size)
     backward = _backward(optimizer)
     for _ in range((passes(len(chunks)) if passes else len(chunks)) - len(chunks)):
-        idle_pass(model, pad_id, config, backward)
+        idle_pass(model, pad_id, config, backward, reference)
     for chunk in chunks:
         loss, stats = micro_batch_loss(model, batch.rows(chunk), slice(None), weights[chunk], config, pad_id,
                                        temperature, reference)
@@ -488,13 +489,18 @@ def _clip_and_step(model, optimizer, config: GRPOConfig, total_loss: float,
 
 
 def idle_pass(model, pad_id: int, config: GRPOConfig,
-              backward: Callable[[torch.Tensor], None] = torch.Tensor.backward) -> None:
+              backward: Callable[[torch.Tensor], None] = torch.Tensor.backward,
+              reference: Reference | None = None) -> None:
     """A zero-weight forward/backward over two pad tokens: under FSDP every layer's all-gather and gradient
     reduce-scatter needs every rank (under ZeRO-2 every backward's bucket reduction), so a rank with fewer
-    rows than the busiest one runs these instead."""
+    rows than the busiest one runs these instead. With a KL term it runs the reference forward between the
+    two, as a real micro-batch does: under FSDP that forward all-gathers every layer as well."""
     ids = torch.full((1, 2), pad_id, device=model_device(model))
     with training_precision(model, config.autocast):
         logits = model(input_ids=ids).logits
+    if config.beta > 0 and reference is not None:
+        with torch.no_grad(), reference_active(model, reference):
+            model(input_ids=ids)
     backward(logits.float().sum() * 0.0)
 
 
