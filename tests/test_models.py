@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 
+# VmHWM, not ru_maxrss: ru_maxrss survives exec, so a child of a large pytest process reports pytest's size.
 MEASURE = """
-import resource
+import re
+from pathlib import Path
 from rlmath.models import resolve_model
 folder = resolve_model("embedded:smollm2-135m-instruct")
 print(folder)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text()).group(1))
 """
 
 
