@@ -50,7 +50,14 @@ from rlmath.eval_report import Stage
 from rlmath.interrupt import StopOnSignal
 from rlmath.models import resolve_model
 from rlmath.peak_memory import peak_rss_gib
-from rlmath.policy import Reference, freeze_reference, load_policy, updates_in_bfloat16
+from rlmath.policy import (
+    Reference,
+    bfloat16_base_wanted,
+    freeze_reference,
+    hold_base_in_bfloat16,
+    load_policy,
+    updates_in_bfloat16,
+)
 from rlmath.rollout_scoring import Scored, score_groups
 from rlmath.run import (
     RunState,
@@ -145,6 +152,8 @@ def run_training(config: Config, console, resume: Path | None = None) -> Path | 
             stages, first = begin(trainer, console, stop, checkpoint), 1
         else:
             stages, first = resume_training(trainer, checkpoint), checkpoint.step + 1
+        if bfloat16_base_wanted(config, trainer.policy.model):  # grpo.frozen_base: after SFT, which needs float32
+            hold_base_in_bfloat16(trainer.policy.model)
         with progress_bar(console) as progress:
             task = progress.add_task("GRPO", total=config.grpo.steps, completed=first - 1)
             for step in range(first, config.grpo.steps + 1):

@@ -6,7 +6,7 @@ is an argument), so the update step can later run under ``accelerate launch``.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -17,6 +17,7 @@ from rlmath.config import Config
 from rlmath.errors import RLMathError
 from rlmath.hardware import resolve_bfloat16
 from rlmath.sharding import is_sharded, state_to_save
+from rlmath.sync_mode import launched_processes
 
 
 @dataclass
@@ -164,8 +165,9 @@ def token_logprobs(model, batch: PackedBatch, temperature: float = 1.0) -> torch
     from torch.utils.checkpoint import checkpoint
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    hidden = base.get_decoder()(input_ids=batch.ids, attention_mask=batch.attention,
-                                position_ids=batch.positions).last_hidden_state  # (B, P+T, H)
+    with base_precision(model):
+        hidden = base.get_decoder()(input_ids=batch.ids, attention_mask=batch.attention,
+                                    position_ids=batch.positions).last_hidden_state  # (B, P+T, H)
     hidden = hidden[:, -batch.width - 1:-1]  # (B, T, H): positions P-1 .. P+T-2 predict the completion
     scale = 1.0 / temperature if temperature > 0 else 1.0
     targets = batch.ids[:, -batch.width:]  # (B, T)
@@ -191,6 +193,56 @@ def model_device(model) -> torch.device:
 def updates_in_bfloat16(model, autocast: str) -> bool:
     """Does ``grpo.autocast`` put this model's update under bfloat16 (``bfloat16_if_fast``: where its device is fast at it)?"""
     return resolve_bfloat16(autocast, otherwise="none", device_type=model_device(model).type) == "bfloat16"
+
+
+def bfloat16_base_wanted(config: Config, model) -> bool:
+    """``grpo.frozen_base: auto`` resolved: the update runs under bfloat16 autocast, in one process, and the
+    trainer is not also the sampler (HF ``generate`` runs the model without autocast)."""
+    return (config.algorithm == "grpo" and config.grpo.frozen_base == "auto" and launched_processes() == 1
+            and not is_sharded(model) and config.sampling.backend != "hf"
+            and updates_in_bfloat16(model, config.grpo.autocast))
+
+
+def hold_base_in_bfloat16(model) -> None:
+    """Cast the frozen base weight of every LoRA-wrapped layer to bfloat16, in place.
+
+    Why it is exact: under the update's bfloat16 autocast every matrix multiply casts its float32 weight to
+    bfloat16 first, so a weight stored in bfloat16 gives the same products, log-probs and gradients (the
+    LoRA weights, norms, embedding and log-softmax stay float32). Why it saves: the float32 weights are
+    mapped from the model's safetensors file (0.5 GiB resident for the embedded model once touched); the
+    remaining frozen tensors are copied out of that mapping too, so the file is unmapped as a whole.
+    """
+    from peft.tuners.lora import LoraLayer
+
+    cast = 0
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, LoraLayer):
+                weight = module.get_base_layer().weight
+                if weight.dtype == torch.float32:
+                    weight.data = weight.data.to(torch.bfloat16)
+                    cast += 1
+        if cast:
+            for param in model.parameters():
+                if not param.requires_grad and param.dtype == torch.float32:
+                    param.data = param.data.clone()
+
+
+def holds_bfloat16_base(model) -> bool:
+    """Does this model hold its LoRA-wrapped base weights in bfloat16 (:func:`hold_base_in_bfloat16`)?"""
+    from peft.tuners.lora import LoraLayer
+
+    layer = next((m for m in model.modules() if isinstance(m, LoraLayer)), None)
+    return layer is not None and layer.get_base_layer().weight.dtype == torch.bfloat16
+
+
+def base_precision(model):
+    """bfloat16 autocast for a forward outside the update's own (the sync probe) on a model whose float32
+    inputs would otherwise meet bfloat16 base weights; a no-op everywhere else."""
+    device = model_device(model).type
+    if torch.is_autocast_enabled(device) or not holds_bfloat16_base(model):
+        return nullcontext()
+    return torch.autocast(device, dtype=torch.bfloat16)
 
 
 def training_precision(model, autocast: str):

@@ -33,7 +33,7 @@ from rlmath.interrupt import StopOnSignal
 from rlmath.model_registry import register_adapter
 from rlmath.models import resolve_model
 from rlmath.plots import plot_eval_report, plot_training_curves
-from rlmath.policy import load_policy, save_adapter, sequence_logprobs, updates_in_bfloat16
+from rlmath.policy import bfloat16_base_wanted, load_policy, save_adapter, sequence_logprobs, updates_in_bfloat16
 from rlmath.prompts import PromptEncoder
 from rlmath.redact import redact
 from rlmath.sampling import AdapterRef, Sampler, SamplingRequest, build_sampler, max_tokens_from_lengths
@@ -92,10 +92,12 @@ def setup_run(config: Config, resume: Checkpoint | None = None) -> RunState:
 
 def resolved_precision(config: Config, policy) -> dict[str, str]:
     """What ran on this machine (config.yaml keeps the request): the precision ``bfloat16_if_fast`` became for the
-    engine and the update, the hand-over ``sampling.sync: auto`` became, and the memory allocator
-    (:mod:`rlmath.allocator`)."""
+    engine and the update, the dtype the RL stage holds its frozen base in (``grpo.frozen_base``), the hand-over
+    ``sampling.sync: auto`` became, and the memory allocator (:mod:`rlmath.allocator`)."""
     autocast = "bfloat16" if updates_in_bfloat16(policy.model, config.grpo.autocast) else "none"
+    frozen = "bfloat16" if bfloat16_base_wanted(config, policy.model) else config.model.dtype
     return {"rlmath.engine_dtype": config.engine_dtype, "rlmath.update_autocast": autocast,
+            "rlmath.frozen_base_rl": frozen,
             "rlmath.engine_sync": config.engine_sync, "rlmath.allocator": active_allocator()}
 
 

@@ -34,19 +34,19 @@ def merged_weights(model, *, with_adapter: bool = True) -> Iterator[tuple[str, t
         tensor = param.detach()
         layer = lora_layers.get(clean.rpartition(".")[0])
         if with_adapter and layer is not None and clean.endswith(".weight"):
-            tensor = tensor + _delta(layer).to(tensor.dtype)
+            tensor = tensor.float() + _delta(layer)  # float32 sum: the base may be held in bfloat16
         yield clean, tensor
 
 
 @torch.no_grad()
 def _delta(layer) -> torch.Tensor:
-    """Sum of the active adapters' deltas for one layer (zeros if adapters are disabled)."""
-    delta = torch.zeros_like(layer.get_base_layer().weight)
+    """Sum of the active adapters' deltas for one layer in float32 (zeros if adapters are disabled)."""
+    delta = torch.zeros_like(layer.get_base_layer().weight, dtype=torch.float32)
     if getattr(layer, "disable_adapters", False):
         return delta
     for adapter in layer.active_adapters:
         if adapter in layer.lora_A:
-            delta += layer.get_delta_weight(adapter).to(delta.dtype)
+            delta += layer.get_delta_weight(adapter).float()
     return delta
 
 

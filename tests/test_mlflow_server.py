@@ -70,6 +70,7 @@ def check_mlflow3_records(client, run) -> None:
     assert len(tags["mlflow.source.git.commit"]) == 40
     # the smoke run's float32 model with no bfloat16 asked for: what ran, as resolved on this machine
     assert (tags["rlmath.engine_dtype"], tags["rlmath.update_autocast"]) == ("float32", "none")
+    assert tags["rlmath.frozen_base_rl"] == "float32"  # no bfloat16 update, so the base stays as loaded
     assert any(key.startswith("system/cpu_utilization_percentage") for key in run.data.metrics), sorted(run.data.metrics)
     assert any(key.startswith("system/system_memory_usage") for key in run.data.metrics)
 
