@@ -140,7 +140,7 @@ def run_training(config: Config, console, resume: Path | None = None) -> Path | 
     if start_learner():
         check_learner_config(config)
         check_sharding(config)
-        check_zero(config)
+        check_zero()
         refuse_distributed_resume(resume)
         if not is_main_process():
             return follow_training(config)

@@ -53,7 +53,7 @@ def zero_stage() -> int:
     return int(os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE", "2"))
 
 
-def check_zero(config) -> None:
+def check_zero() -> None:
     """Refuse what the DeepSpeed learner cannot do, before any rank loads a model."""
     if not deepspeed_launch():
         return

@@ -318,4 +318,4 @@ def test_sharded_learner_refuses_what_it_cannot_do_before_loading(env, setting, 
 def _check_launch(config) -> None:
     """The launch checks ``rlmath.loop.run_training`` makes on every rank before loading a model."""
     check_sharding(config)
-    check_zero(config)
+    check_zero()
