@@ -150,10 +150,10 @@ def run_training(config: Config, console, resume: Path | None = None) -> Path | 
     with training_run(trainer) as stop:
         if checkpoint is None or checkpoint.stage:  # fresh, or stopped in its SFT warm start
             stages, first = begin(trainer, console, stop, checkpoint), 1
+            hold_base_for_rl(trainer)  # after SFT, which runs the float32 model
         else:
+            hold_base_for_rl(trainer)  # before the resume's sync: the engine gets what the unbroken run gave it
             stages, first = resume_training(trainer, checkpoint), checkpoint.step + 1
-        if bfloat16_base_wanted(config, trainer.policy.model):  # grpo.frozen_base: after SFT, which needs float32
-            hold_base_in_bfloat16(trainer.policy.model)
         with progress_bar(console) as progress:
             task = progress.add_task("GRPO", total=config.grpo.steps, completed=first - 1)
             for step in range(first, config.grpo.steps + 1):
@@ -170,6 +170,14 @@ def run_training(config: Config, console, resume: Path | None = None) -> Path | 
         stages.append(Stage("final", "adapter", evaluate_and_log(trainer, "final", trainer.adapter, config.grpo.steps)))
         finish_run(trainer, stages, console)
     return trainer.tracker.run_dir
+
+
+def hold_base_for_rl(trainer: Trainer) -> None:
+    """``grpo.frozen_base: auto``: the RL stage's frozen base in bfloat16 where its update runs in bfloat16
+    (:func:`rlmath.policy.hold_base_in_bfloat16`). A resume casts before it syncs the engine, so the merged
+    weights it hands over are the ones the uninterrupted run handed over after that step."""
+    if bfloat16_base_wanted(trainer.config, trainer.policy.model):
+        hold_base_in_bfloat16(trainer.policy.model)
 
 
 def refuse_distributed_resume(resume: Path | None) -> None:

@@ -160,3 +160,45 @@ def test_a_merged_vllm_run_trains_on_the_bfloat16_base(smoke_overrides: list[str
     assert len(probes) == config.grpo.steps + 1 and max(probes) < 0.5
     _, run = read_mlflow_run(run_dir)
     assert run.data.tags["rlmath.frozen_base_rl"] == "bfloat16"
+
+
+@pytest.mark.slow
+def test_a_resumed_run_casts_before_it_hands_the_engine_its_weights(tmp_path: Path, monkeypatch) -> None:
+    """The unbroken run's engine got merged weights from the bfloat16 base after every GRPO step, so a resume
+    must cast before its own sync (it synced from the float32 base before, one step off the unbroken run)."""
+    from rich.console import Console
+
+    from rlmath import loop
+
+    overrides = [f"output_dir={tmp_path}", "run_name=r", "grpo.steps=2", "checkpoint.every=1", "grpo.autocast=bfloat16",
+                 "sampling.sync=merged", "sampling.dtype=bfloat16", "grpo.probe_tolerance=0.5"]
+    real_step, real_resume = loop.one_training_step, loop.resume_training
+
+    def crash_at_2(trainer, step):
+        if step == 2:
+            raise RuntimeError("simulated crash")
+        return real_step(trainer, step)
+
+    monkeypatch.setattr(loop, "one_training_step", crash_at_2)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        loop.run_training(load_config(ROOT / "configs/smoke.yaml", overrides), Console(quiet=True))
+    events = []
+
+    def recording_hold(model) -> None:
+        hold_base_in_bfloat16(model)
+        events.append("cast")
+
+    def recording_resume(trainer, checkpoint):
+        events.append("resume sync")
+        return real_resume(trainer, checkpoint)
+
+    monkeypatch.setattr(loop, "one_training_step", real_step)
+    monkeypatch.setattr(loop, "hold_base_in_bfloat16", recording_hold)
+    monkeypatch.setattr(loop, "resume_training", recording_resume)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    run_dir = tmp_path / "r"
+    loop.run_training(load_config(run_dir / "config.yaml"), Console(quiet=True), resume=run_dir)
+    assert events == ["cast", "resume sync"]
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    resumed = [r["sync/resume_probe_max_abs_diff"] for r in rows if "sync/resume_probe_max_abs_diff" in r]
+    assert len(resumed) == 1 and resumed[0] < 0.5
