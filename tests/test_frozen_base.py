@@ -23,6 +23,7 @@ from rlmath.policy import (
     training_precision,
 )
 from rlmath.weight_sync import merged_weights
+from tests.test_grpo import _perturb
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPTS, COMPLETIONS = [[5, 6, 7, 8], [9, 10]], [[11, 12, 13], [21, 22, 23, 24, 25]]
@@ -34,11 +35,7 @@ def policy():
 
     config = load_config(ROOT / "configs/smoke.yaml")
     loaded = load_policy(config, resolve_model(config.model.name_or_path))
-    with torch.no_grad():  # a trained-looking adapter: B is zero at init, which would hide the LoRA path
-        generator = torch.Generator().manual_seed(0)
-        for name, param in loaded.model.named_parameters():
-            if "lora_B" in name:
-                param.copy_(torch.randn(param.shape, generator=generator) * 0.05)
+    _perturb(loaded.model)  # a trained-looking adapter: B is zero at init, which would hide the LoRA path
     return loaded
 
 
